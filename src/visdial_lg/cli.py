@@ -1,0 +1,111 @@
+"""`visdial-lg <command>`: argument parsing only; every command calls one stage module.
+
+Stage modules are imported inside the handlers so that `visdial-lg --help` and
+the light commands start without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .config import parse_config_arg
+from .errors import VisdialLGError
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        _COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _config(args: argparse.Namespace) -> dict:
+    return parse_config_arg(args.config) if getattr(args, "config", None) else {}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@command("make-demo")
+def _make_demo(args):
+    from .config import DemoConfig
+    from .data.demo import make_demo
+
+    make_demo(DemoConfig.from_dict(_config(args).get("demo", {}), "demo"), args.out)
+
+
+@command("vocab")
+def _vocab(args):
+    from .config import TextConfig
+    from .data.vocab import build_vocabulary_file
+
+    build_vocabulary_file(
+        args.train_json, args.out, TextConfig.from_dict(_config(args).get("text", {}), "text"),
+        glove_path=args.glove, glove_out=args.glove_out,
+    )
+
+
+@command("tokenize")
+def _tokenize(args):
+    from .config import TextConfig
+    from .data.tokens import tokenize_split
+
+    tokenize_split(
+        args.json, args.vocab, args.out, TextConfig.from_dict(_config(args).get("text", {}), "text"),
+        version=args.version, split=args.split, dense_path=args.dense,
+    )
+
+
+# ----------------------------------------------------------------------- argparse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visdial-lg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        if config:
+            p.add_argument("--config", help="config as inline JSON (as the rules pass it) or a YAML file")
+        return p
+
+    p = add("make-demo", "write the synthetic grounded visual-dialog dataset")
+    p.add_argument("--out", required=True, help="output folder (e.g. resources/demo)")
+
+    p = add("vocab", "build the vocabulary from a train split")
+    p.add_argument("--train-json", required=True)
+    p.add_argument("--out", required=True, help="vocabulary JSON")
+    p.add_argument("--glove", help="GloVe text file (word + 300 floats per line)")
+    p.add_argument("--glove-out", help="where to write the GloVe-initialised embedding (.pt)")
+
+    p = add("tokenize", "tokenize one VisDial split into the tokens HDF5")
+    p.add_argument("--json", required=True, help="VisDial dialogs JSON")
+    p.add_argument("--vocab", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--version", required=True, choices=["v0.9", "v1.0"])
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
+    p.add_argument("--dense", help="dense annotations JSON (v1.0 val)")
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _COMMANDS[args.command](args)
+    except VisdialLGError as e:
+        print(f"visdial-lg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("visdial-lg: interrupted; partial work is kept and resumes on the next run", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Loading, validating and viewing the pipeline configuration.
+
+The JSON schema (`workflow/schemas/config.schema.yaml`) is the single source of
+keys, types and defaults. This module only depends on `yaml` and `jsonschema`
+so that the Snakefile can import it at parse time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+from .errors import VisdialLGError
+
+
+class ConfigError(VisdialLGError, ValueError):
+    """A configuration problem, with a one-line message naming the culprit."""
+
+
+def _schema() -> dict:
+    path = SCHEMA_PATH
+    if not path.exists():  # installed as a wheel: the schema ships with the package
+        path = Path(__file__).resolve().parent / "resources" / "config.schema.yaml"
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _validator_with_defaults(schema: dict):
+    """A Draft 2020-12 validator that fills in `default:` values as it goes."""
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        hint = f" (known keys: {', '.join(known)})" if known else ""
+        prefix = f"{where}." if error.absolute_path else ""
+        return f"unknown config key '{prefix}{extra[0]}'{hint}"
+    return f"config key '{where}': {error.message}"
+
+
+def validate(config: dict) -> dict:
+    """Validate `config` in place, filling defaults; raise ConfigError on the first problem."""
+    validator = _validator_with_defaults(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    return config
+
+
+def deep_merge(base: dict, override: Mapping) -> dict:
+    """Recursively merge `override` into a copy of `base` (as Snakemake merges --configfile)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_yaml(path: str | Path) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(*paths: str | Path, overrides: Mapping | None = None) -> dict:
+    """Merge YAML files left to right (then `overrides`), validate, fill defaults."""
+    config: dict = {}
+    for path in paths:
+        config = deep_merge(config, load_yaml(path))
+    if overrides:
+        config = deep_merge(config, overrides)
+    return validate(config)
+
+
+def parse_config_arg(value: str) -> dict:
+    """A CLI `--config` value: inline JSON (as the rules pass it) or a YAML file path."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--config is not valid JSON: {e}") from e
+    return load_yaml(value)
+
+
+def section(config: Mapping, name: str) -> dict:
+    """One validated section with its defaults, e.g. `section(cfg, "text")`."""
+    full = validate({name: copy.deepcopy(dict(config.get(name, {})))})
+    return full[name]
+
+
+# ---------------------------------------------------------------------------
+# Typed views. Field names equal schema keys; values always come from a
+# validated dict, so the schema stays the only place defaults are written.
+
+
+class _Section:
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], name: str):
+        values = section({name: dict(data)}, name)
+        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DemoConfig(_Section):
+    seed: int
+    images_train2014: int
+    images_val2014: int
+    images_val2018: int
+    images_test2018: int
+    image_width: int
+    image_height: int
+    train_dense: int
+
+
+@dataclass(frozen=True)
+class TextConfig(_Section):
+    min_count: int
+    max_question_len: int
+    max_answer_len: int
+    max_caption_len: int
+    glove: bool
+    workers: int
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Section):
+    hidden: int
+    embed: int
+    blocks: int
+    heads: int
+    pad_slots: int
+    dropout: float
+    lstm_layers: int
+    box_bins: int
+
+
+@dataclass(frozen=True)
+class LGConfig(_Section):
+    # `lambda` is a Python keyword; the attribute is `lambda_`.
+    lambda_: float
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], name: str = "lg"):
+        return cls(lambda_=section({name: dict(data)}, name)["lambda"])
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Section):
+    batch_size: int
+    epochs: int
+    lr: float
+    warmup_epochs: float
+    warmup_factor: float
+    decay_every: int
+    decay_factor: float
+    min_lr: float
+    betas: list
+    eps: float
+    weight_decay: float
+    seed: int
+    num_workers: int
+    gpus: int
+    precision: str
