@@ -61,6 +61,18 @@ def _tokenize(args):
     )
 
 
+# ------------------------------------------------------------------------ training
+
+
+@command("train")
+def _train(args):
+    from .config import validate
+    from .train import TrainInputs, train
+
+    inputs = TrainInputs(tokens=args.tokens, features=args.features, vocab=args.vocab, glove=args.glove)
+    train(args.run, inputs, args.out_dir, validate(_config(args)), device=args.device)
+
+
 # ----------------------------------------------------------------------- argparse
 
 
@@ -90,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", required=True, choices=["v0.9", "v1.0"])
     p.add_argument("--split", required=True, choices=["train", "val", "test"])
     p.add_argument("--dense", help="dense annotations JSON (v1.0 val)")
+
+    p = add("train", "train one run; resumes from OUT_DIR/last.pt (launch with torchrun for several GPUs)")
+    p.add_argument("--run", required=True, help="run id VERSION-MODEL-DECODER, e.g. v1.0-lg_attn_kl-disc")
+    p.add_argument("--tokens", required=True, help="train tokens HDF5")
+    p.add_argument("--features", required=True, help="features HDF5 of the train images")
+    p.add_argument("--vocab", required=True, help="vocabulary JSON")
+    p.add_argument("--glove", help="GloVe-initialised embedding (.pt) from `visdial-lg vocab`")
+    p.add_argument("--out-dir", required=True, help="run folder (e.g. results/runs/RUN)")
+    p.add_argument("--device", help="cpu | cuda (default: cuda when available); torchrun: one GPU per rank")
 
     return parser
 
