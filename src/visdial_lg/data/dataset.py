@@ -1,0 +1,310 @@
+"""The torch Dataset of VisDial dialogs and its collate function (LTMI's per-dialog items).
+
+One item is one dialog with all its rounds (reference/ltmi.md §1.4); its keys are
+the batch keys of docs/formats.md ("A batch") without the B dimension. Items are
+built from the tokens HDF5 (pools of unique questions/answers + per-dialog index
+arrays) and one row of the features HDF5, with vectorised numpy gathers: nothing
+loops over rounds or options in Python. Choices that differ from LTMI's release
+are documented in docs/dataset.md.
+
+Both HDF5 files are opened lazily, once per process (h5py handles must not cross
+a fork), so the dataset is picklable and safe with DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import InputFormatError
+
+# Special token ids (docs/formats.md, "Vocabulary").
+PAD, SOS, EOS, UNK = 0, 1, 2, 3
+
+SEQ_LEN = 20  # LTMI max_seq_len: question, answer and option rows
+HIST_LEN = 2 * SEQ_LEN  # one history entry = question + answer + </S>
+CAPTION_WORDS = 20  # LTMI quirk 4: the caption is cut to 20, not 40 (docs/dataset.md)
+OPTION_WORDS = SEQ_LEN - 2  # room for <S> / </S>; also applied to ans_in/ans_out (quirk 5)
+
+_TOKEN_KEYS = ("question_tokens", "question_len", "answer_tokens", "answer_len",
+               "caption_tokens", "caption_len", "image_id", "num_rounds",
+               "question", "answer", "answer_options", "gt_index")
+_DENSE_KEYS = ("dense_round", "gt_relevance")
+_FEATURE_KEYS = ("image_id", "features", "boxes", "num_boxes", "image_w", "image_h")
+
+
+# ---------------------------------------------------------------- token rows
+
+def truncate(tokens: np.ndarray, lens: np.ndarray, keep: int, width: int):
+    """Keep the first min(len, keep) tokens of each row, zero-padded to `width`."""
+    lens = np.minimum(lens, min(keep, tokens.shape[-1])).astype(np.int64)
+    out = np.zeros(tokens.shape[:-1] + (width,), np.int64)  # [..., width]
+    n = min(tokens.shape[-1], width)
+    out[..., :n] = tokens[..., :n]
+    out[np.arange(width) >= lens[..., None]] = PAD
+    return out, lens
+
+
+def gather(pool: np.ndarray, pool_len: np.ndarray, index: np.ndarray, keep: int, width: int):
+    """Rows of a token pool by index (−1 = none → empty row), truncated to `keep` tokens."""
+    exists = index >= 0
+    safe = np.where(exists, index, 0)
+    return truncate(pool[safe], np.where(exists, pool_len[safe], 0), keep, width)
+
+
+def with_boundaries(words: np.ndarray, lens: np.ndarray, exists: np.ndarray):
+    """(`<S>`+words, words+`</S>`) of rows holding < width words; rows not `exists` stay empty."""
+    seq_in = np.zeros_like(words)
+    seq_in[..., 0] = SOS
+    seq_in[..., 1:] = words[..., :-1]
+    seq_out = words.copy()
+    np.put_along_axis(seq_out, lens[..., None], EOS, axis=-1)
+    keep = exists[..., None]
+    return np.where(keep, seq_in, PAD), np.where(keep, seq_out, PAD)
+
+
+def concat_with_eos(first, first_len, second, second_len, width: int, exists: np.ndarray):
+    """Rows first[:first_len] + second[:second_len] + `</S>`, cut to `width` (LTMI's history entry)."""
+    pos = np.arange(width)  # [W]
+    fl, sl = first_len[..., None], second_len[..., None]
+    lead = first.shape[:-1] + (width,)
+    from_first = np.take_along_axis(first, np.broadcast_to(np.minimum(pos, first.shape[-1] - 1), lead), -1)
+    from_second = np.take_along_axis(second, np.clip(pos - fl, 0, second.shape[-1] - 1), -1)
+    out = np.where(pos < fl, from_first,
+                   np.where(pos < fl + sl, from_second, np.where(pos == fl + sl, EOS, PAD)))
+    keep = exists[..., None]
+    return np.where(keep, out, PAD).astype(np.int64), np.where(exists, np.minimum(first_len + second_len + 1, width), 0)
+
+
+# ---------------------------------------------------------------- files
+
+def _open_h5(path: Path, what: str) -> h5py.File:
+    if not path.is_file():
+        raise InputFormatError(f"{what} file {path} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise InputFormatError(f"{what} file {path} is not a readable HDF5 file ({e})") from None
+
+
+def _require(f: h5py.File, path: Path, keys, what: str) -> None:
+    missing = [k for k in keys if k not in f]
+    if missing:
+        raise InputFormatError(f"{what} file {path} lacks dataset '{missing[0]}' (docs/formats.md)")
+
+
+def skipped_manifest_entry(features_path: Path, image_id: int) -> str | None:
+    """Why `<features>.skipped.json` says `image_id` was skipped as a bad image, or None.
+
+    Accepted layouts: a list of ids, a list of {"image_id", "reason"?...} objects,
+    {"skipped": <one of those lists>}, or {"<id>": "<reason>"}.
+    """
+    for manifest in (Path(f"{features_path}.skipped.json"), features_path.with_suffix(".skipped.json")):
+        if not manifest.is_file():
+            continue
+        try:
+            entries = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(entries, dict):
+            entries = entries.get("skipped", entries.get("images", entries))
+        if isinstance(entries, dict):
+            reason = entries.get(str(image_id))
+            return None if reason is None else f"{manifest.name}: {reason}"
+        for entry in entries if isinstance(entries, list) else []:
+            entry_id = entry.get("image_id") if isinstance(entry, dict) else entry
+            if isinstance(entry_id, (int, str)) and str(entry_id) == str(image_id):
+                reason = entry.get("reason", entry.get("error", "")) if isinstance(entry, dict) else ""
+                return f"{manifest.name}" + (f": {reason}" if reason else "")
+    return None
+
+
+def missing_features_error(image_id: int, dialog: int, tokens_path: Path, features_path: Path):
+    message = (f"image id {image_id} (dialog {dialog} of {tokens_path}) is not in the feature file "
+               f"{features_path}")
+    skipped = skipped_manifest_entry(features_path, image_id)
+    if skipped is not None:
+        message += (f"; it was skipped there as a bad image ({skipped}) and training refuses "
+                    f"dialogs without features: remove the dialog or fix the image and re-extract")
+    return InputFormatError(message)
+
+
+def feature_rows(image_ids: np.ndarray, feature_ids: np.ndarray, tokens_path: Path, features_path: Path):
+    """Row of each dialog's image in the features file (feature file order ≠ dialog order)."""
+    order = np.argsort(feature_ids, kind="stable")
+    sorted_ids = feature_ids[order]
+    pos = np.clip(np.searchsorted(sorted_ids, image_ids), 0, max(len(sorted_ids) - 1, 0))
+    found = (sorted_ids[pos] == image_ids) if len(sorted_ids) else np.zeros(len(image_ids), bool)
+    if not found.all():
+        dialog = int(np.flatnonzero(~found)[0])
+        raise missing_features_error(int(image_ids[dialog]), dialog, tokens_path, features_path)
+    return order[pos].astype(np.int64)  # [D]
+
+
+def load_token_arrays(f: h5py.File, path: Path, R: int, O: int) -> dict:
+    """All token arrays except `answer_options` (pools ~20 MB for real VisDial), checked once."""
+    _require(f, path, _TOKEN_KEYS, "tokens")
+    keys = [k for k in _TOKEN_KEYS if k != "answer_options"]
+    if "dense_round" in f:
+        _require(f, path, _DENSE_KEYS, "tokens")
+        keys += list(_DENSE_KEYS)
+    a = {k: f[k][()] for k in keys}
+    D, Nq, Na = len(a["image_id"]), len(a["question_tokens"]), len(a["answer_tokens"])
+    shapes = {k: v.shape for k, v in a.items()} | {"answer_options": f["answer_options"].shape}
+    expected = {"answer_options": (D, R, O), "question": (D, R), "answer": (D, R), "gt_index": (D, R),
+                "num_rounds": (D,), "question_len": (Nq,), "answer_len": (Na,), "caption_len": (D,),
+                "caption_tokens": (D, shapes["caption_tokens"][-1]), "dense_round": (D,),
+                "gt_relevance": (D, O)}
+    for key, shape in expected.items():
+        if key in shapes and shapes[key] != shape:
+            raise InputFormatError(f"tokens file {path}: dataset '{key}' has shape {shapes[key]}, "
+                                   f"expected {shape} (max_rounds={R}, num_options={O})")
+    bad = np.flatnonzero((a["num_rounds"] < 1) | (a["num_rounds"] > R))
+    if len(bad):
+        raise InputFormatError(f"tokens file {path}: dialog {bad[0]} has num_rounds "
+                               f"{a['num_rounds'][bad[0]]}, expected 1..{R}")
+    for key, pool in (("question", "question_tokens"), ("answer", "answer_tokens")):
+        bad = np.argwhere(a[key] >= len(a[pool]))
+        if len(bad):
+            raise InputFormatError(f"tokens file {path}: dialog {bad[0][0]} round {bad[0][1] + 1} "
+                                   f"'{key}' index {a[key][tuple(bad[0])]} is outside the "
+                                   f"{len(a[pool])}-entry pool '{pool}'")
+    return a
+
+
+def load_image_index(f: h5py.File, path: Path):
+    """(image ids [N], per-image scalars [N]) of a features file; the big arrays stay on disk."""
+    _require(f, path, _FEATURE_KEYS, "features")
+    return f["image_id"][()].astype(np.int64), {k: f[k][()] for k in ("num_boxes", "image_w", "image_h")}
+
+
+# ---------------------------------------------------------------- dataset
+
+class VisDialDataset(Dataset):
+    """Dialogs of one tokens HDF5 joined with their image's region features."""
+
+    def __init__(self, tokens_path, features_path, *, max_rounds: int = 10, num_options: int = 100):
+        self.tokens_path = Path(tokens_path)
+        self.features_path = Path(features_path)
+        self.max_rounds = max_rounds
+        self.num_options = num_options
+        # Everything small is read and checked now (files closed again before any
+        # fork), so that bad input or a dialog without features fails at once, not
+        # hours into training. Forked workers share these arrays copy-on-write.
+        with _open_h5(self.tokens_path, "tokens") as f:
+            self._arrays = load_token_arrays(f, self.tokens_path, max_rounds, num_options)
+        with _open_h5(self.features_path, "features") as f:
+            feature_ids, self._image_sizes = load_image_index(f, self.features_path)
+        self.image_ids = self._arrays["image_id"].astype(np.int64)  # [D]
+        self.rows = feature_rows(self.image_ids, feature_ids, self.tokens_path, self.features_path)  # [D]
+        self.has_dense = "dense_round" in self._arrays
+        self._pid = self._tokens = self._features = None
+
+    def __getstate__(self):
+        # h5py handles never travel; a spawned worker re-reads the small arrays.
+        state = self.__dict__.copy()
+        state.update(_pid=None, _tokens=None, _features=None, _arrays=None, _image_sizes=None)
+        return state
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def _ensure_open(self) -> None:
+        """Open both files once in this process (again after a fork: handles must not be shared)."""
+        if self._pid == os.getpid():
+            return
+        self._tokens = _open_h5(self.tokens_path, "tokens")
+        self._features = _open_h5(self.features_path, "features")
+        if self._arrays is None:  # unpickled in a spawned worker
+            self._arrays = load_token_arrays(self._tokens, self.tokens_path, self.max_rounds, self.num_options)
+            self._image_sizes = load_image_index(self._features, self.features_path)[1]
+        self._pid = os.getpid()
+
+    def _read_options(self, index: int) -> np.ndarray:
+        options = self._tokens["answer_options"][index].astype(np.int64)  # [R, O]
+        if options.max(initial=-1) >= len(self._arrays["answer_tokens"]):
+            raise InputFormatError(f"tokens file {self.tokens_path}: dialog {index} has an answer option "
+                                   f"index outside the answer pool")
+        return options
+
+    def _read_image(self, index: int) -> dict:
+        f, sizes, row = self._features, self._image_sizes, int(self.rows[index])
+        return {
+            "img_feat": torch.from_numpy(f["features"][row].astype(np.float32, copy=False)),  # [K, 2048]
+            "boxes": torch.from_numpy(f["boxes"][row].astype(np.float32, copy=False)),  # [K, 4]
+            "num_boxes": torch.tensor(int(sizes["num_boxes"][row])),
+            "img_w": torch.tensor(float(sizes["image_w"][row]), dtype=torch.float32),
+            "img_h": torch.tensor(float(sizes["image_h"][row]), dtype=torch.float32),
+        }
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"dialog index {index} out of range for {len(self)} dialogs")
+        self._ensure_open()
+        a, R = self._arrays, self.max_rounds
+        num_rounds = int(a["num_rounds"][index])
+        rounds = np.arange(R)  # [R]
+        q_idx = a["question"][index].astype(np.int64)  # [R]
+        a_idx = a["answer"][index].astype(np.int64)  # [R]
+        opt_idx = self._read_options(index)  # [R, O]
+        qpool, qlen = a["question_tokens"], a["question_len"]
+        apool, alen = a["answer_tokens"], a["answer_len"]
+
+        ques, ques_len = gather(qpool, qlen, q_idx, SEQ_LEN, SEQ_LEN)  # [R, 20], [R]
+        ans, ans_len = gather(apool, alen, a_idx, SEQ_LEN, SEQ_LEN)  # [R, 20], [R]
+        ans_words, ans_words_len = truncate(ans, ans_len, OPTION_WORDS, SEQ_LEN)
+        ans_in, ans_out = with_boundaries(ans_words, ans_words_len, a_idx >= 0)  # [R, 20] each
+        opts, opts_len = gather(apool, alen, opt_idx, OPTION_WORDS, SEQ_LEN)  # [R, O, 20], [R, O]
+        opts_in, opts_out = with_boundaries(opts, opts_len, opt_idx >= 0)  # [R, O, 20] each
+
+        # History entry 0 = caption + </S>; entry j = q_{j-1} + a_{j-1} + </S> (0-based rounds).
+        caption, caption_len = truncate(a["caption_tokens"][index][None], a["caption_len"][index][None],
+                                        CAPTION_WORDS, SEQ_LEN)  # [1, 20], [1]
+        first = np.concatenate([caption, ques[:-1]])  # [R, 20]
+        first_len = np.concatenate([caption_len, ques_len[:-1]])  # [R]
+        second = np.concatenate([np.zeros_like(caption), ans[:-1]])  # [R, 20]
+        second_len = np.concatenate([[0], ans_len[:-1]])  # [R]
+        hist, hist_len = concat_with_eos(first, first_len, second, second_len, HIST_LEN,
+                                         rounds < num_rounds)  # [R, 40], [R]
+
+        # Round i sees history entries 0..i (caption + QA pairs before it) that exist.
+        hist_mask = (rounds[None, :] <= rounds[:, None]) & (rounds[None, :] < num_rounds)  # [R, R]
+        # Scored rounds: those with options (all rounds on train/val, the last on test).
+        round_mask = (rounds < num_rounds) & (opt_idx >= 0).any(-1)  # [R]
+
+        item = {
+            "image_id": torch.tensor(int(self.image_ids[index])),
+            "num_rounds": torch.tensor(num_rounds),
+            "ques_tokens": ques, "ques_len": ques_len,
+            "hist_tokens": hist, "hist_len": hist_len,
+            "hist_mask": hist_mask, "round_mask": round_mask,
+            "opts": opts, "opts_len": opts_len, "opts_in": opts_in, "opts_out": opts_out,
+            "ans": ans, "ans_len": ans_len, "ans_in": ans_in, "ans_out": ans_out,
+            "gt_index": a["gt_index"][index],
+        }
+        item = {k: torch.as_tensor(v, dtype=torch.bool if v.dtype == bool else torch.int64)
+                if isinstance(v, np.ndarray) else v for k, v in item.items()}
+        if "dense_round" in a:
+            item["dense_round"] = torch.tensor(int(a["dense_round"][index]))
+            item["gt_relevance"] = torch.from_numpy(a["gt_relevance"][index].astype(np.float32))  # [O]
+        item.update(self._read_image(index))
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into a batch (docs/formats.md "A batch"); all items must have the same keys."""
+    if not items:
+        raise ValueError("collate needs at least one item")
+    keys = items[0].keys()
+    for item in items[1:]:
+        if item.keys() != keys:
+            odd = sorted(set(keys) ^ set(item.keys()))
+            raise InputFormatError(f"cannot batch dialogs with different keys (differing: {', '.join(odd)}); "
+                                   f"mix of dense and non-dense tokens files?")
+    return {k: torch.stack([item[k] for item in items]) for k in keys}
