@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - the whole pipeline on the synthetic demo, to the tables (CPU, minutes)
+#   make test   - the test suite
+# Both create the virtual environment in .venv from nothing on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+CORES  ?= 2
+BIN    := $(abspath $(VENV))/bin
+# Rules call `python -m visdial_lg`: put the venv's python first on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install demo test lint dry-run clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# The CUDA build of PyTorch (runs on CPU too); torchvision must match it.
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e '.[workflow,test]'
+	touch $@
+
+demo: install
+	$(BIN)/snakemake -s Snakefile --directory demo --configfile configs/demo.yaml \
+		--cores $(CORES) --show-failed-logs
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/snakemake --lint
+
+dry-run: install
+	$(BIN)/snakemake -n --cores 8 results/table1.csv
+
+clean-demo:
+	rm -rf demo

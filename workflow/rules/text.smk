@@ -1,0 +1,71 @@
+# Text: the vocabulary of each version's train split (plus a GloVe-initialised
+# embedding when `text.glove` is on), then every split tokenized into HDF5.
+
+
+wildcard_constraints:
+    version="|".join(v.replace(".", r"\.") for v in VERSIONS),
+    split="train|val|test",
+
+
+rule vocab:
+    input:
+        train=lambda w: input_stamp(dialogs_name(w.version, "train")),
+    output:
+        "results/text/{version}_vocab.json",
+    log:
+        "results/logs/vocab/{version}.log",
+    params:
+        train=lambda w: input_path(dialogs_name(w.version, "train")),
+        cfg=config_arg("text"),
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg vocab --train-json {params.train} --out {output}"
+        " --config {params.cfg} > {log} 2>&1"
+
+
+rule glove_embedding:
+    input:
+        vocab="results/text/{version}_vocab.json",
+        glove=input_stamp("glove") if config["text"]["glove"] and not DEMO else [],
+    output:
+        "results/text/{version}_glove.pt",
+    log:
+        "results/logs/glove/{version}.log",
+    params:
+        glove=input_path("glove") if config["text"]["glove"] and not DEMO else "",
+    resources:
+        mem_mb=16000,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m visdial_lg glove --vocab {input.vocab} --glove {params.glove}"
+        " --out {output} > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        dialogs=lambda w: input_stamp(dialogs_name(w.version, w.split)),
+        dense=lambda w: (
+            input_stamp("visdial_1.0_val_dense") if (w.version, w.split) == ("v1.0", "val") else []
+        ),
+        vocab="results/text/{version}_vocab.json",
+    output:
+        "results/text/{version}_{split}.h5",
+    log:
+        "results/logs/tokenize/{version}_{split}.log",
+    params:
+        dialogs=lambda w: input_path(dialogs_name(w.version, w.split)),
+        dense=lambda w: (
+            f"--dense {input_path('visdial_1.0_val_dense')}"
+            if (w.version, w.split) == ("v1.0", "val")
+            else ""
+        ),
+        cfg=config_arg("text"),
+    threads: config["text"]["workers"]
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg tokenize --json {params.dialogs} --vocab {input.vocab} --out {output}"
+        " --version {wildcards.version} --split {wildcards.split} {params.dense}"
+        " --config {params.cfg} > {log} 2>&1"
