@@ -34,9 +34,11 @@ def _config(args: argparse.Namespace) -> dict:
 @command("make-demo")
 def _make_demo(args):
     from .config import DemoConfig
+
+    cfg = DemoConfig.from_dict(_config(args).get("demo", {}), "demo")
     from .data.demo import make_demo
 
-    make_demo(DemoConfig.from_dict(_config(args).get("demo", {}), "demo"), args.out)
+    make_demo(cfg, args.out)
 
 
 @command("vocab")
@@ -77,7 +79,10 @@ def _train(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="visdial-lg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="visdial-lg",
+        description="visdial-lg: the stages of the LTMI-LG pipeline (each a Snakemake rule).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str, config: bool = True) -> argparse.ArgumentParser:
