@@ -1,0 +1,1 @@
+"""Training helpers: optimiser and LR schedule, checkpoints, distributed setup."""
