@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .config import parse_config_arg
@@ -90,6 +91,50 @@ def _train(args):
     train(args.run, inputs, args.out_dir, validate(_config(args)), device=args.device)
 
 
+# ----------------------------------------------------------------------- features
+
+
+@command("extract")
+def _extract(args):
+    import json
+
+    from .features.extract import extract_command
+
+    if args.dialogs and not args.image_dir:
+        raise VisdialLGError("extract --dialogs needs --image-dir DIR [DIR ...] to find the images in")
+    summary = extract_command(args.out, args.weights, _config(args), image_dirs=args.images or args.image_dir,
+                              dialogs=args.dialogs, boxes=args.boxes, shard=args.shard, device=args.device)
+    print(json.dumps(summary))
+
+
+@command("merge-features")
+def _merge_features(args):
+    from .features.merge import merge_shards
+
+    merge_shards(args.shards, args.out, virtual=args.virtual)
+
+
+@command("import-features")
+def _import_features(args):
+    from .features.merge import import_ltmi
+
+    import_ltmi(args.src, args.out, storage_dtype=args.storage_dtype)
+
+
+@command("evaluate")
+def _evaluate(args):
+    from .config import section
+    from .evaluate import EvalInputs, evaluate
+
+    cfg = section(_config(args), "evaluate")
+    inputs = EvalInputs(
+        checkpoint=args.checkpoint, tokens=args.tokens, features=args.features, split=args.split,
+        grounding=args.grounding, oracle=args.oracle, test_answers=args.test_answers,
+        submission=args.submission,
+    )
+    evaluate(inputs, args.out, batch_size=cfg["batch_size"], device=args.device)
+
+
 # ----------------------------------------------------------------------- argparse
 
 
@@ -146,6 +191,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glove", help="GloVe-initialised embedding (.pt) from `visdial-lg vocab`")
     p.add_argument("--out-dir", required=True, help="run folder (e.g. results/runs/RUN)")
     p.add_argument("--device", help="cpu | cuda (default: cuda when available); torchrun: one GPU per rank")
+
+    p = add("extract", "bottom-up-attention region features of an image set into a feature HDF5 (shard)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", nargs="+", metavar="DIR", help="every image in these folders")
+    source.add_argument("--dialogs", metavar="JSON", help="the images of a VisDial dialogs JSON (with --image-dir)")
+    p.add_argument("--image-dir", nargs="+", metavar="DIR", help="folders holding the dialogs' images")
+    p.add_argument("--weights", required=True, help="detector weights file, or 'random'")
+    p.add_argument("--out", required=True, help="feature HDF5 (written as OUT.partial until complete)")
+    p.add_argument("--boxes", help="JSON of given boxes per image id: features for these boxes instead")
+    p.add_argument("--shard", default="0/1", help="i/n: the i-th (0-based) of n contiguous blocks of images")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+
+    p = add("merge-features", "merge extraction shards into one feature HDF5", config=False)
+    p.add_argument("shards", nargs="+", metavar="SHARD")
+    p.add_argument("--out", required=True)
+    p.add_argument("--virtual", action="store_true", help="HDF5 virtual datasets over the shards (no copy)")
+
+    p = add("import-features", "import an LTMI feature HDF5 in place of extraction", config=False)
+    p.add_argument("src", metavar="SRC", help="LTMI *_resnet101_faster_rcnn_genome_100.h5")
+    p.add_argument("--out", required=True)
+    p.add_argument("--storage-dtype", choices=["float32", "float16"], help="features dtype (default float32)")
+
+    p = add("evaluate", "metrics of a trained run on one split, with one grounding variant")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--tokens", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
+    p.add_argument("--grounding", default="prior", choices=["prior", "mean", "random", "oracle"])
+    p.add_argument("--oracle", type=Path, help="grounding annotations JSON (for --grounding oracle)")
+    p.add_argument("--test-answers", type=Path, help="held-back test answers (the demo)")
+    p.add_argument("--submission", type=Path, help="where to write the EvalAI submission (test)")
+    p.add_argument("--out", required=True, type=Path, help="metrics JSON")
+    p.add_argument("--device", default="cpu")
 
     return parser
 

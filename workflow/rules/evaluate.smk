@@ -9,7 +9,6 @@ rule evaluate:
         checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
         tokens="results/text/{version}_{split}.h5",
         features=lambda w: features_path(w.version, w.split),
-        vocab="results/text/{version}_vocab.json",
         test_answers=lambda w: DEMO_MANIFEST if DEMO and w.split == "test" else [],
     output:
         "results/runs/{version}-{model}-{decoder}/{split}_{grounding}.json",
@@ -42,7 +41,7 @@ rule evaluate:
         "../../envs/torch.yaml"
     shell:
         "python -m visdial_lg evaluate --checkpoint {input.checkpoint} --tokens {input.tokens}"
-        " --features {input.features} --vocab {input.vocab} --split {wildcards.split}"
+        " --features {input.features} --split {wildcards.split}"
         " --grounding {wildcards.grounding} {params.submission} {params.answers} {params.oracle}"
         " --out {output} --device {params.device} --config {params.cfg} > {log} 2>&1"
 

@@ -1,0 +1,191 @@
+"""`visdial-lg evaluate`: a trained run on one split, with one grounding variant.
+
+val: every answered round is ranked (R@k, MRR, Mean) and the densely annotated
+round gives NDCG. test: only the last round of each dialog is ranked; its ranks
+go into the EvalAI submission file, and where held-back answers are given (the
+demo) they are scored the way the server scores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .annotations import load_round_boxes, oracle_regions
+from .data.dataset import VisDialDataset, collate
+from .errors import InputFormatError
+from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
+from .training.checkpoint import load_trained_model
+
+GROUNDINGS = ("prior", "mean", "random", "oracle")
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    checkpoint: Path
+    tokens: Path
+    features: Path
+    split: str
+    grounding: str = "prior"
+    oracle: Path | None = None  # grounding annotations, for grounding == "oracle"
+    test_answers: Path | None = None  # held-back test answers (the demo)
+    submission: Path | None = None  # where to write the EvalAI file (test)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_test_answers(path: Path) -> dict[int, dict]:
+    """image_id -> {round_id, gt_index, gt_relevance} of the last round (held back)."""
+    try:
+        entries = json.loads(Path(path).read_text())
+        return {int(e["image_id"]): e for e in entries}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InputFormatError(f"{path}: not a test answer file ({e})") from e
+
+
+def _last_round(tensor: torch.Tensor, num_rounds: torch.Tensor) -> torch.Tensor:
+    """[B, R, ...] -> [B, ...]: the entry of each dialog's last round."""
+    index = (num_rounds - 1).long().to(tensor.device)
+    return tensor[torch.arange(tensor.shape[0], device=tensor.device), index]
+
+
+class _Scorer:
+    """Accumulates metrics and ranks of each decoder's scores."""
+
+    def __init__(self) -> None:
+        self.sparse: dict[str, SparseGTMetrics] = {}
+        self.ndcg: dict[str, NDCG] = {}
+        self.ranks: dict[str, list[np.ndarray]] = {}
+
+    def observe(self, name: str, ranks: torch.Tensor, scores: torch.Tensor, gt_index: torch.Tensor,
+                relevance: torch.Tensor | None) -> None:
+        """ranks, scores [N, O]; gt_index [N] (−1 = unknown); relevance [N, O] or None."""
+        self.sparse.setdefault(name, SparseGTMetrics()).observe_ranks(ranks, gt_index)
+        if relevance is not None:
+            self.ndcg.setdefault(name, NDCG()).observe(scores, relevance)
+
+    def keep_ranks(self, name: str, ranks: torch.Tensor) -> None:
+        self.ranks.setdefault(name, []).append(ranks.to(torch.int16).cpu().numpy())
+
+    def metrics(self) -> dict[str, dict]:
+        out = {}
+        for name, sparse in self.sparse.items():
+            values = sparse.retrieve()
+            if name in self.ndcg:
+                dense = self.ndcg[name].retrieve()
+                values.update(ndcg=dense["ndcg"], ndcg_count=dense["count"])
+            out[name] = values
+        return out
+
+
+def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: str = "cpu",
+             num_workers: int = 0) -> dict:
+    if inputs.grounding not in GROUNDINGS:
+        raise InputFormatError(f"unknown grounding variant '{inputs.grounding}' (one of {', '.join(GROUNDINGS)})")
+    if inputs.grounding == "oracle" and inputs.oracle is None:
+        raise InputFormatError("grounding 'oracle' needs the grounding annotations (--oracle FILE)")
+    model, spec, _ = load_trained_model(inputs.checkpoint, device)
+    dataset = VisDialDataset(inputs.tokens, inputs.features)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                        num_workers=num_workers)
+    oracle_table = load_round_boxes(inputs.oracle) if inputs.grounding == "oracle" else None
+    answers = load_test_answers(inputs.test_answers) if inputs.test_answers else None
+    generator = torch.Generator().manual_seed(0)  # the "random" variant's shuffles
+
+    scorer, image_ids, submission = _Scorer(), [], []
+    for batch in tqdm(loader, desc=f"evaluate {spec.run_id} {inputs.split} ({inputs.grounding})", unit="batch"):
+        oracle = oracle_regions(batch, oracle_table) if oracle_table is not None else None
+        on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if inputs.grounding == "random":
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        scores = model.score(on_device, grounding=inputs.grounding,
+                             oracle_regions=oracle.to(device) if oracle is not None else None)
+        image_ids.append(batch["image_id"].numpy())
+        for name, value in scores.items():
+            value = value.float().cpu()  # [B, R, O]
+            if inputs.split == "test":
+                _observe_test(scorer, name, value, batch, answers, submission if name == _primary(spec) else None)
+            else:
+                _observe_val(scorer, name, value, batch)
+
+    result = {
+        "run": spec.run_id,
+        "split": inputs.split,
+        "grounding": inputs.grounding,
+        "primary": _primary(spec),
+        "decoders": scorer.metrics(),
+        "dialogs": len(dataset),
+        "checkpoint": str(inputs.checkpoint),
+        "checkpoint_sha256": file_sha256(Path(inputs.checkpoint)),
+        "scored_by": "held-back answers" if (inputs.split != "test" or answers) else "EvalAI (submit the file)",
+    }
+    if inputs.split == "test" and inputs.submission is not None:
+        _write_json(inputs.submission, submission)
+        result["submission"] = str(inputs.submission)
+    out = Path(out)
+    ranks_path = out.with_suffix(".ranks.npz")
+    np.savez_compressed(ranks_path, image_id=np.concatenate(image_ids),
+                        **{name: np.concatenate(r) for name, r in scorer.ranks.items()})
+    result["ranks"] = str(ranks_path)
+    _write_json(out, result)
+    return result
+
+
+def _primary(spec) -> str:
+    """The decoder whose ranking a run is reported by: its own; `multi` runs are
+    reported by the generative decoder (Table 1's LTMI-LG*), the others kept too."""
+    return "disc" if spec.decoder == "disc" else "gen"
+
+
+def _observe_val(scorer: _Scorer, name: str, scores: torch.Tensor, batch: dict) -> None:
+    ranks = scores_to_ranks(scores)  # [B, R, O]
+    gt = torch.where(batch["round_mask"], batch["gt_index"], torch.full_like(batch["gt_index"], -1))
+    scorer.observe(name, ranks.flatten(0, 1), scores.flatten(0, 1), gt.flatten(), None)
+    scorer.keep_ranks(name, ranks)
+    if "dense_round" in batch:
+        annotated = batch["dense_round"] > 0  # [B]
+        if annotated.any():
+            rows = torch.arange(scores.shape[0])[annotated]
+            dense_scores = scores[rows, batch["dense_round"][annotated] - 1]  # [M, O]
+            scorer.ndcg.setdefault(name, NDCG()).observe(dense_scores, batch["gt_relevance"][annotated])
+
+
+def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
+    last = _last_round(scores, batch["num_rounds"])  # [B, O]
+    ranks = scores_to_ranks(last)  # [B, O]
+    scorer.keep_ranks(name, ranks)
+    image_ids = [int(i) for i in batch["image_id"]]
+    if submission is not None:
+        for b, image_id in enumerate(image_ids):
+            submission.append({"image_id": image_id, "round_id": int(batch["num_rounds"][b]),
+                               "ranks": ranks[b].tolist()})
+    if answers is None:
+        return
+    missing = [i for i in image_ids if i not in answers]
+    if missing:
+        raise InputFormatError(f"the held-back test answers have no entry for image id {missing[0]}")
+    gt = torch.tensor([int(answers[i]["gt_index"]) for i in image_ids])  # [B]
+    relevance = torch.tensor([answers[i]["gt_relevance"] for i in image_ids], dtype=torch.float32)  # [B, O]
+    scorer.observe(name, ranks, last, gt, relevance)
+
+
+def _write_json(path: str | Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
