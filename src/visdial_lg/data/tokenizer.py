@@ -31,9 +31,10 @@ _SPLIT_ALNUM_WORDS = frozenset({"cannot", "gimme", "gonna", "gotta", "lemme", "w
 # A sentence whose last word is only closing quotes/brackets lets NLTK's final-period
 # rule reach back into the previous word: such sentences go to NLTK whole.
 _CLOSERS = frozenset("]})>\"'»”’")
-# Stand-in for Punkt's abbreviation list: a final "." after these is not a sentence end.
+# Stand-in for Punkt's abbreviation list: a final "." after these is not a sentence end
+# ("no." is left out on purpose: in VisDial it is the answer "no", as in "no. it's sunny").
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr vs etc inc ltd co corp mt ft approx no nos dept est fig".split()
+    "mr mrs ms dr prof st jr sr vs etc inc ltd co corp mt ft approx dept fig".split()
 )
 _CONTEXT = "x"  # a neutral neighbour word: gives a word the whitespace context it has mid-sentence
 
@@ -93,10 +94,11 @@ def _tokenize_chunk(strings: Sequence[str]) -> list[list[str]]:
     return [tokenize(s) for s in strings]
 
 
-def tokenize_many(strings: Sequence[str], workers: int = 1, desc: str = "tokenize") -> list[list[str]]:
+def tokenize_many(
+    strings: Sequence[str], workers: int = 1, desc: str = "tokenize", chunk_size: int = 20_000
+) -> list[list[str]]:
     """Tokenize every string (in order) with `workers` processes, with a progress bar."""
-    chunk = 20_000
-    chunks = [strings[i : i + chunk] for i in range(0, len(strings), chunk)]
+    chunks = [strings[i : i + chunk_size] for i in range(0, len(strings), chunk_size)]
     bar = tqdm(total=len(strings), desc=desc, unit="str", disable=None)
     out: list[list[str]] = []
     workers = max(1, min(workers, len(chunks), os.cpu_count() or 1))
