@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from visdial_lg.cli import main as cli_main
-from visdial_lg.data.download import ChecksumError, DownloadError, download, read_lock
+from visdial_lg.data.checksum_lock import read_lock, record_in_lock
+from visdial_lg.data.download import ChecksumError, DownloadError, download
 from visdial_lg.errors import InputFormatError
 
 BODY = random.Random(0).randbytes(300_000)
@@ -22,8 +23,8 @@ FAST = dict(backoff_s=0.01, timeout_s=5.0, progress=False)  # keeps every retry 
 
 
 class FaultyHandler(BaseHTTPRequestHandler):
-    """Serves `server.routes[path]`: {body, type, ranges, drops: [bytes sent before the
-    connection is cut, per request], statuses: [error status per request], reset: bool}."""
+    """Serves `server.routes[path]`: {body, type, ranges, etag, drops: [bytes sent before
+    the connection is cut, per request], statuses: [error status per request], reset: bool}."""
 
     protocol_version = "HTTP/1.1"
 
@@ -32,6 +33,7 @@ class FaultyHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.requests.append((self.path, self.headers.get("Range")))
+        self.server.if_ranges.append(self.headers.get("If-Range"))
         route = self.server.routes.get(self.path)
         if route is None:
             return self._reply(404, b"<html>not found</html>", "text/html")
@@ -39,7 +41,8 @@ class FaultyHandler(BaseHTTPRequestHandler):
             return self._reply(route["statuses"].pop(0), b"busy", "text/plain")
         body, start = route["body"], 0
         header_range = self.headers.get("Range")
-        if header_range and route.get("ranges", True):
+        unchanged = self.headers.get("If-Range", route.get("etag")) == route.get("etag")
+        if header_range and route.get("ranges", True) and unchanged:
             start = int(header_range.removeprefix("bytes=").split("-")[0])
             if start >= len(body):
                 self.send_response(416)
@@ -50,6 +53,8 @@ class FaultyHandler(BaseHTTPRequestHandler):
         self.send_response(206 if start else 200)
         self.send_header("Content-Type", route.get("type", "application/zip"))
         self.send_header("Content-Length", str(len(body) - start))
+        if route.get("etag"):
+            self.send_header("ETag", route["etag"])
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
@@ -76,7 +81,7 @@ class FaultyHandler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), FaultyHandler)
     srv.daemon_threads = True
-    srv.routes, srv.requests = {}, []
+    srv.routes, srv.requests, srv.if_ranges = {}, [], []
     srv.url = lambda path: f"http://127.0.0.1:{srv.server_port}{path}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -110,19 +115,45 @@ def test_dropped_connection_resumes_with_range(server, tmp_path, reset):
 
 
 def test_part_file_of_an_interrupted_run_is_resumed(server, tmp_path, capsys):
-    server.routes["/f.zip"] = {"body": BODY}
+    server.routes["/f.zip"] = {"body": BODY, "drops": [1234, 0], "etag": '"v1"'}
     out = tmp_path / "f.zip"
-    (tmp_path / "f.zip.part").write_bytes(BODY[:1234])
-    download(server.url("/f.zip"), out, sha256=SHA, **FAST)
+    with pytest.raises(DownloadError, match="giving up"):  # the first run ends with 1234 bytes
+        download(server.url("/f.zip"), out, sha256=SHA, retries=0, **FAST)
+    assert (tmp_path / "f.zip.part").stat().st_size == 1234 and not out.exists()
+    server.requests.clear()
+    download(server.url("/f.zip"), out, sha256=SHA, **FAST)  # the next run resumes
     assert out.read_bytes() == BODY and server.requests == [("/f.zip", "bytes=1234-")]
-    assert "resuming" in capsys.readouterr().err
+    assert server.if_ranges[-1] == '"v1"' and "resuming" in capsys.readouterr().err
+    assert leftovers(tmp_path) == ["f.zip"]  # the .part and its sidecar are gone
+
+
+def test_file_changed_on_the_server_since_the_part_began_restarts(server, tmp_path):
+    server.routes["/f.zip"] = {"body": BODY, "drops": [1234, 0], "etag": '"v1"'}
+    out = tmp_path / "f.zip"
+    with pytest.raises(DownloadError):
+        download(server.url("/f.zip"), out, retries=0, **FAST)
+    new_body = BODY[::-1]
+    server.routes["/f.zip"] = {"body": new_body, "etag": '"v2"'}  # If-Range "v1" fails: the whole file
+    download(server.url("/f.zip"), out, lock=tmp_path / "checksums.lock", **FAST)
+    assert out.read_bytes() == new_body
+    assert read_lock(tmp_path / "checksums.lock")[out.name]["sha256"] == hashlib.sha256(new_body).hexdigest()
+
+
+def test_part_file_from_another_url_is_not_resumed(server, tmp_path, capsys):
+    server.routes["/f.zip"] = {"body": BODY}
+    (tmp_path / "f.zip.part").write_bytes(b"bytes of unknown origin")
+    download(server.url("/f.zip"), tmp_path / "f.zip", **FAST)
+    assert (tmp_path / "f.zip").read_bytes() == BODY and server.requests == [("/f.zip", None)]
+    assert "does not come from" in capsys.readouterr().err
 
 
 def test_complete_part_file_needs_only_verification(server, tmp_path):
-    server.routes["/f.zip"] = {"body": BODY}
+    server.routes["/f.zip"] = {"body": BODY, "drops": [len(BODY)]}  # all bytes, then the connection dies
+    url, out = server.url("/f.zip"), tmp_path / "f.zip"
     (tmp_path / "f.zip.part").write_bytes(BODY)
-    download(server.url("/f.zip"), tmp_path / "f.zip", sha256=SHA, **FAST)  # no size: the server answers 416
-    assert (tmp_path / "f.zip").read_bytes() == BODY and server.requests == [("/f.zip", f"bytes={len(BODY)}-")]
+    (tmp_path / "f.zip.part.json").write_text(json.dumps({"url": url, "validator": None}))
+    download(url, out, sha256=SHA, **FAST)  # no size given: the server answers 416
+    assert out.read_bytes() == BODY and server.requests == [("/f.zip", f"bytes={len(BODY)}-")]
 
 
 def test_server_without_range_support_restarts_from_zero(server, tmp_path, capsys):
@@ -130,7 +161,7 @@ def test_server_without_range_support_restarts_from_zero(server, tmp_path, capsy
     out = tmp_path / "f.zip"
     download(server.url("/f.zip"), out, sha256=SHA, **FAST)
     assert out.read_bytes() == BODY and len(server.requests) == 2
-    assert "ignored the Range request" in capsys.readouterr().err
+    assert "not the requested range" in capsys.readouterr().err
 
 
 def test_server_without_range_that_keeps_dropping_gives_up(server, tmp_path):
@@ -157,7 +188,7 @@ def test_size_announced_by_the_server_is_checked_first(server, tmp_path):
 
 def test_404_is_a_one_line_error(server, tmp_path, capsys):
     out = tmp_path / "f.zip"
-    assert cli_main(["download", server.url("/missing.zip"), "--out", str(out)]) == 2
+    assert cli_main(["download", server.url("/missing.zip"), "--out", str(out), "--sha256", SHA]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("visdial-lg: error:") and "HTTP 404" in err and "/missing.zip" in err
     assert "\n" not in err and leftovers(tmp_path) == []
@@ -255,3 +286,19 @@ def test_unsupported_scheme_and_bad_hash_are_clear(tmp_path):
         download("ftp://example.org/f.zip", tmp_path / "f.zip", **FAST)
     with pytest.raises(Exception, match="64 hex digits"):
         download("http://127.0.0.1/f.zip", tmp_path / "f.zip", sha256="abc", **FAST)
+
+
+def test_lock_entries_from_parallel_jobs_are_all_kept(tmp_path):
+    lock = tmp_path / "checksums.lock"
+    digests = {f"src{i}": hashlib.sha256(bytes([i])).hexdigest() for i in range(8)}
+    threads = [
+        threading.Thread(target=record_in_lock, args=(lock, n), kwargs={"sha256": d, "size": 1, "url": f"http://x/{n}"})
+        for n, d in digests.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert {n: e["sha256"] for n, e in read_lock(lock).items()} == digests
+    # an existing entry is returned, never overwritten
+    assert record_in_lock(lock, "src0", sha256="f" * 64, size=9, url="u")["sha256"] == digests["src0"]

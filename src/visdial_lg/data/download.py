@@ -4,13 +4,12 @@
 request, restarts from zero when the server ignores Range, retries connection
 errors and 5xx with exponential backoff, and renames `.part` onto `out` only after
 the size and sha256 match. Sources without a published hash are pinned on first
-use in a JSON lock file (`lock.py`-style: `{name: {sha256, size, url, recorded}}`)
-that later downloads are verified against. See `docs/data.md`.
+use in a JSON lock file (`{name: {sha256, size, url, recorded}}`) that later
+downloads are verified against. See `docs/data.md`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import http.client
 import json
@@ -20,15 +19,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from ..errors import InputFormatError, VisdialLGError
+from ..errors import VisdialLGError
+from .checksum_lock import read_lock, record_in_lock
 
 CHUNK_BYTES = 1 << 20
 MAX_BACKOFF_S = 60.0
@@ -122,11 +120,31 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     return (None, int(m.group(1))) if m else (None, None)
 
 
-def _open(url: str, offset: int, timeout: float):
-    """One request; returns the response or raises _Retry / DownloadError."""
+def _read_origin(part: Path) -> dict:
+    try:
+        return json.loads(_origin_path(part).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _origin_path(part: Path) -> Path:
+    """Sidecar of the .part file: the URL and HTTP validator its bytes came from."""
+    return part.with_name(part.name + ".json")
+
+
+def _discard(part: Path, hashed: _PartHash) -> None:
+    part.unlink(missing_ok=True)
+    _origin_path(part).unlink(missing_ok=True)
+    hashed.reset()
+
+
+def _open(url: str, offset: int, validator: str | None, timeout: float):
+    """One request for the bytes from `offset` on; raises _Retry or DownloadError."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        if validator:  # the server sends the whole (new) file if it changed since the .part began
+            request.add_header("If-Range", validator)
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -144,136 +162,96 @@ def _open(url: str, offset: int, timeout: float):
         raise _Retry(f"connection failed: {e!r}") from None
 
 
+def _read(response, position: int) -> bytes:
+    try:
+        return response.read(CHUNK_BYTES)
+    except (OSError, http.client.HTTPException) as e:
+        raise _Retry(f"connection lost after {position} bytes: {e!r}") from None
+
+
+def _resume_offset(url: str, part: Path, hashed: _PartHash, expected: Expected) -> int:
+    """How many bytes of `part` can be kept (0 when it came from another URL or is too long)."""
+    offset = _part_size(part)
+    if offset and _read_origin(part).get("url") != url:
+        _say(f"{part} does not come from {url}; restarting from zero")
+        offset = 0
+    elif expected.size is not None and offset > expected.size:
+        _say(f"{part} is larger than the expected {expected.size} bytes; restarting from zero")
+        offset = 0
+    if offset == 0:
+        _discard(part, hashed)
+    hashed.sync(part, offset)
+    return offset
+
+
+def _response_span(response, url: str, out: Path, part: Path, offset: int, hashed: _PartHash, expected: Expected):
+    """(first byte, total size or None) of what the response carries; rejects HTML and wrong sizes."""
+    status = getattr(response, "status", None) or 200  # file:// responses carry no status
+    headers = response.headers
+    length = headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if offset and status == 206:
+        start, total = _content_range(headers.get("Content-Range"))
+        if start != offset:
+            _discard(part, hashed)
+            raise _Retry(f"server answered the resume at byte {offset} with range start {start}")
+        total = total if total is not None else (None if length is None else offset + length)
+    else:
+        if offset:
+            _say(f"server sent the whole file (HTTP {status}), not the requested range; restarting {out.name} from zero")
+        offset, total = 0, length
+    content_type = (headers.get("Content-Type") or "").lower()
+    if content_type.startswith("text/html") and not out.name.lower().endswith(_HTML_SUFFIXES):
+        raise DownloadError(f"{url}: the server sent an HTML page (Content-Type {content_type}), not the file")
+    if expected.size is not None and total is not None and total != expected.size:
+        _discard(part, hashed)
+        raise ChecksumError(f"{url}: the server offers {total} bytes but {expected.origin} expects {expected.size}")
+    return offset, total
+
+
+def _stream(response, url, out: Path, part: Path, hashed: _PartHash, offset: int, total, progress: bool) -> None:
+    first = _read(response, offset)
+    if offset == 0:
+        if not out.name.lower().endswith(_HTML_SUFFIXES) and _looks_like_html(first):
+            raise DownloadError(f"{url}: the server sent an HTML page, not the file (a preview or login page?)")
+        validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        if validator and validator.startswith("W/"):
+            validator = response.headers.get("Last-Modified")  # If-Range needs a strong validator
+        _origin_path(part).write_text(json.dumps({"url": url, "validator": validator}))
+        hashed.reset()
+    position = offset
+    with tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=out.name,
+              disable=not progress, mininterval=1.0, file=sys.stderr) as bar:
+        with open(part, "ab" if offset else "wb") as f:
+            block = first
+            while block:
+                f.write(block)
+                hashed.update(block)
+                position += len(block)
+                bar.update(len(block))
+                block = _read(response, position)
+            f.flush()
+            os.fsync(f.fileno())
+    if total is not None and position < total:
+        raise _Retry(f"connection closed after {position} of {total} bytes")
+
+
 def _attempt(url: str, out: Path, part: Path, hashed: _PartHash, expected: Expected, timeout: float, progress: bool):
     """Bring `part` to the complete file, or raise _Retry (keeping what was received)."""
-    offset = _part_size(part)
-    if expected.size is not None and offset > expected.size:
-        _say(f"{part} is larger than the expected {expected.size} bytes; restarting from zero")
-        part.unlink()
-        offset = 0
-    hashed.sync(part, offset)
+    offset = _resume_offset(url, part, hashed, expected)
     if offset and offset == expected.size:
         return  # a previous run received every byte; only verification is left
     try:
-        response = _open(url, offset, timeout)
+        response = _open(url, offset, _read_origin(part).get("validator"), timeout)
     except urllib.error.HTTPError as e:  # 416: the range starts at or after the end
-        _, total = _content_range(e.headers.get("Content-Range"))
-        if total is not None and total == offset:
+        if offset and _content_range(e.headers.get("Content-Range"))[1] == offset:
             return
         _say(f"server refused the resume of {part} (HTTP 416); restarting from zero")
-        part.unlink(missing_ok=True)
-        hashed.reset()
+        _discard(part, hashed)
         raise _Retry("range not satisfiable") from None
-
     with response:
-        status = getattr(response, "status", None) or 200  # file:// responses carry no status
-        headers = response.headers
-        length = headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-        total = None if length is None else offset + length
-        if offset and status == 206:
-            start, range_total = _content_range(headers.get("Content-Range"))
-            if start != offset:
-                part.unlink(missing_ok=True)
-                hashed.reset()
-                raise _Retry(f"server answered the resume at byte {offset} with range start {start}")
-            total = range_total if range_total is not None else total
-        elif offset:
-            _say(f"server ignored the Range request (HTTP {status}); restarting {out.name} from zero")
-            offset = 0
-            hashed.reset()
-            total = length
-        expects_html = out.name.lower().endswith(_HTML_SUFFIXES)
-        content_type = (headers.get("Content-Type") or "").lower()
-        if content_type.startswith("text/html") and not expects_html:
-            raise DownloadError(f"{url}: the server sent an HTML page (Content-Type {content_type}), not the file")
-        if expected.size is not None and total is not None and total != expected.size:
-            part.unlink(missing_ok=True)
-            raise ChecksumError(
-                f"{url}: the server offers {total} bytes but {expected.origin} expects {expected.size}"
-            )
-
-        received = 0
-        first = response.read(CHUNK_BYTES) if offset == 0 else b""
-        if offset == 0 and not expects_html and _looks_like_html(first):
-            raise DownloadError(f"{url}: the server sent an HTML page, not the file (a preview or login page?)")
-        bar = tqdm(
-            total=expected.size or total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=out.name, disable=not progress, mininterval=1.0, file=sys.stderr,
-        )
-        try:
-            with open(part, "ab" if offset else "wb") as f:
-                block = first
-                while True:
-                    if block:
-                        f.write(block)
-                        hashed.update(block)
-                        received += len(block)
-                        bar.update(len(block))
-                    try:
-                        block = response.read(CHUNK_BYTES)
-                    except (OSError, http.client.HTTPException) as e:
-                        raise _Retry(f"connection lost after {offset + received} bytes: {e!r}") from None
-                    if not block:
-                        break
-                f.flush()
-                os.fsync(f.fileno())
-        finally:
-            bar.close()
-        if total is not None and offset + received < total:
-            raise _Retry(f"connection closed after {offset + received} of {total} bytes")
-
-
-# ------------------------------------------------------------------ the lock file
-
-
-@contextmanager
-def _exclusive(lock: Path):
-    """Serialise read-modify-write of the lock file between parallel download jobs."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock.with_name(lock.name + ".flock"), "a") as guard:
-        fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(guard.fileno(), fcntl.LOCK_UN)
-
-
-def read_lock(lock: Path) -> dict:
-    """The lock file's entries {name: {sha256, size, url, recorded}}; {} when it does not exist."""
-    if not lock.exists():
-        return {}
-    try:
-        entries = json.loads(lock.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputFormatError(f"{lock}: not a readable JSON checksum lock file ({e})") from None
-    if not isinstance(entries, dict):
-        raise InputFormatError(f"{lock}: expected a JSON object keyed by source name")
-    for name, entry in entries.items():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("sha256"), str)
-            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
-            and isinstance(entry.get("size"), int)
-        ):
-            raise InputFormatError(f"{lock}: entry {name!r} needs a lower-case hex 'sha256' and an integer 'size'")
-    return entries
-
-
-def record_in_lock(lock: Path, name: str, *, sha256: str, size: int, url: str) -> None:
-    """Add `name` to the lock file (atomically); an existing, different entry is an error."""
-    with _exclusive(lock):
-        entries = read_lock(lock)
-        old = entries.get(name)
-        if old is not None and (old["sha256"], old["size"]) == (sha256, size):
-            return
-        if old is not None:
-            raise ChecksumError(f"{lock}: {name} is already recorded with sha256 {old['sha256']}, got {sha256}")
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        entries[name] = {"sha256": sha256, "size": size, "url": url, "recorded": stamp}
-        tmp = lock.with_name(lock.name + ".tmp")
-        tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, lock)
+        offset, total = _response_span(response, url, out, part, offset, hashed, expected)
+        _stream(response, url, out, part, hashed, offset, total, progress)
 
 
 def _expectation(sha256: str | None, size: int | None, lock: Path | None, name: str) -> Expected:
@@ -324,6 +302,8 @@ def download(
     if urlsplit(url).scheme not in ("http", "https", "file"):
         raise DownloadError(f"{url}: only http://, https:// and file:// URLs are supported")
     expected = _expectation(sha256, size, lock, name)
+    if expected.sha256 is None and lock is None:
+        _say(f"no sha256 and no lock file for {name}: its content will not be verified")
 
     if out.exists():  # e.g. a rerun after the lock entry was lost: verify, never re-fetch over it
         digest = file_sha256(out)
@@ -348,16 +328,21 @@ def download(
                 delay = min(backoff_s * 2 ** max(failures - 1, 0), MAX_BACKOFF_S)
                 _say(f"{e}; retrying in {delay:.1f} s")
                 time.sleep(delay)
-        digest, got = hashed.h.hexdigest(), _part_size(part)
+        digest = hashed.h.hexdigest()
         try:
-            _check(part, digest, got, expected, url)
+            _check(part, digest, _part_size(part), expected, url)
         except ChecksumError:
-            part.unlink(missing_ok=True)  # a bad .part must not be resumed or used
+            _discard(part, hashed)  # a bad .part must not be resumed or used
             raise
 
     if expected.sha256 is None and lock is not None:
-        record_in_lock(lock, name, sha256=digest, size=out.stat().st_size if out.exists() else got, url=url)
+        size = (out if out.exists() else part).stat().st_size
+        recorded = record_in_lock(lock, name, sha256=digest, size=size, url=url)
+        if (recorded["sha256"], recorded["size"]) != (digest, size):  # another job pinned it meanwhile
+            _discard(part, _PartHash())
+            raise ChecksumError(f"{url}: sha256 {digest} does not match {recorded['sha256']} recorded in {lock}")
         _say(f"recorded sha256 {digest} of {name} in {lock} (trust on first use; later downloads must match it)")
     if not out.exists():
         os.replace(part, out)
+        _origin_path(part).unlink(missing_ok=True)
     return digest
