@@ -135,6 +135,50 @@ def _evaluate(args):
     evaluate(inputs, args.out, batch_size=cfg["batch_size"], device=args.device)
 
 
+@command("grounding")
+def _grounding(args):
+    from .config import section
+    from .grounding_eval import grounding_accuracy, load_annotations
+
+    cfg = section(_config(args), "evaluate")
+    annotations, source = load_annotations(args.coco_instances, args.grounding, args.tokens, args.vocab)
+    grounding_accuracy(args.checkpoint, args.tokens, args.features, args.out, annotations=annotations,
+                       source=source, samples=cfg["grounding_samples"], batch_size=cfg["batch_size"],
+                       device=args.device)
+
+
+@command("human-eval-sheet")
+def _human_eval_sheet(args):
+    from .config import section
+    from .human_eval import write_sheet
+
+    cfg = section(_config(args), "evaluate")
+    write_sheet({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.sheet, args.key,
+                samples=cfg["human_eval_samples"])
+
+
+@command("table")
+def _table(args):
+    from .config import section
+    from .human_eval import table7_rows
+    from .tables import render_table, write_csv
+
+    cfg = section(_config(args), "evaluate")
+    human = None
+    if args.n == 7:
+        sheet, key = args.inputs[:2]
+        human = table7_rows(key, cfg["human_judgments"], sheet)
+    write_csv(render_table(args.n, args.inputs, args.dataset, cfg["evalai_result"], human), args.out)
+
+
+@command("tables-markdown")
+def _tables_markdown(args):
+    from .tables import markdown
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(args.tables))
+
+
 # ----------------------------------------------------------------------- argparse
 
 
@@ -224,6 +268,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", type=Path, help="where to write the EvalAI submission (test)")
     p.add_argument("--out", required=True, type=Path, help="metrics JSON")
     p.add_argument("--device", default="cpu")
+
+    p = add("grounding", "grounding accuracy of a run's top-3 regions (Table 3)")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--tokens", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--vocab", type=Path, help="vocabulary (to read the rounds' words)")
+    p.add_argument("--coco-instances", type=Path, help="COCO-format instances of the split's images")
+    p.add_argument("--grounding", type=Path, help="round boxes JSON, instead of COCO instances")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--device", default="cpu")
+
+    p = add("human-eval-sheet", "the blinded human-evaluation sheet of Table 7")
+    p.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen)")
+    p.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen)")
+    p.add_argument("--tokens", required=True, type=Path)
+    p.add_argument("--vocab", required=True, type=Path)
+    p.add_argument("--sheet", required=True, type=Path)
+    p.add_argument("--key", required=True, type=Path)
+
+    p = add("table", "render one of the paper's tables as CSV")
+    p.add_argument("n", type=int, choices=range(1, 8), metavar="N")
+    p.add_argument("--inputs", nargs="+", required=True, type=Path)
+    p.add_argument("--dataset", required=True, choices=["visdial", "demo"])
+    p.add_argument("--out", required=True, type=Path)
+
+    p = add("tables-markdown", "all table CSVs as one Markdown file", config=False)
+    p.add_argument("tables", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
 
     return parser
 

@@ -104,14 +104,11 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
                         num_workers=num_workers)
     oracle_table = load_round_boxes(inputs.oracle) if inputs.grounding == "oracle" else None
     answers = load_test_answers(inputs.test_answers) if inputs.test_answers else None
-    generator = torch.Generator().manual_seed(0)  # the "random" variant's shuffles
 
     scorer, image_ids, submission = _Scorer(), [], []
     for batch in tqdm(loader, desc=f"evaluate {spec.run_id} {inputs.split} ({inputs.grounding})", unit="batch"):
         oracle = oracle_regions(batch, oracle_table) if oracle_table is not None else None
         on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        if inputs.grounding == "random":
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         scores = model.score(on_device, grounding=inputs.grounding,
                              oracle_regions=oracle.to(device) if oracle is not None else None)
         image_ids.append(batch["image_id"].numpy())

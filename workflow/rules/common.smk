@@ -168,6 +168,18 @@ def oracle_arg(grounding):
     return f"--oracle {config['evaluate']['oracle_annotations'] or f'{DEMO_ROOT}/grounding.json'}"
 
 
+def grounding_annotations_input():
+    user_file = config["evaluate"]["grounding_annotations"]
+    return ancient(user_file) if user_file else input_stamp("coco_instances_val2014")
+
+
+def grounding_annotations_arg():
+    user_file = config["evaluate"]["grounding_annotations"]
+    if user_file:
+        return f"--grounding {user_file}"
+    return f"--coco-instances {input_path('coco_instances_val2014')}"
+
+
 def train_gpus():
     return config["train"]["gpus"]
 
@@ -201,8 +213,11 @@ def weights_input():
 
 # The latest version drives the v1.0-only tables (val NDCG, test-std, ablations).
 MAIN_VERSION = "v1.0" if "v1.0" in config["versions"] else config["versions"][-1]
+# Table 3 needs object annotations: COCO instances exist for v0.9 val (val2014).
+GROUNDING_VERSION = "v0.9" if "v0.9" in config["versions"] else MAIN_VERSION
 LG = "lg_attn_kl"
 GROUNDING_VARIANTS = ["prior", "mean", "random", "oracle"]
+HUMAN_EVAL = ["results/human_eval/sheet.csv", "results/human_eval/key.json"]
 
 
 def table_inputs(n):
@@ -221,7 +236,7 @@ def table_inputs(n):
             for model in ("ltmi", LG)
         ]
     if n == 3:  # grounding accuracy with and without the answer
-        return [f"results/grounding/{run_id(v, model, 'gen')}_val.json" for model in ("ltmi", LG)]
+        return [f"results/grounding/{run_id(GROUNDING_VERSION, model, 'gen')}_val.json" for model in ("ltmi", LG)]
     if n == 4:  # distributions over regions at inference
         return [
             evaluation_path(run_id(v, "ltmi", "gen"), "val", variant) for variant in GROUNDING_VARIANTS
@@ -232,8 +247,9 @@ def table_inputs(n):
         return [evaluation_path(run_id(v, "ltmi", "gen"), "val")] + [
             evaluation_path(run_id(v, f"lg_{loss}", "gen"), "val") for loss in LG_LOSSES
         ]
-    if n == 7:  # human evaluation sheet
-        return [checkpoint_path(run_id(v, model, "gen")) for model in ("ltmi", LG)]
+    if n == 7:  # human evaluation: the blinded sheet, its key, and the judgments once filled in
+        judgments = config["evaluate"]["human_judgments"]
+        return HUMAN_EVAL + ([ancient(judgments)] if judgments else [])
     raise ValueError(f"no paper table {n}")
 
 

@@ -51,13 +51,8 @@ rule grounding_accuracy:
         checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
         tokens="results/text/{version}_{split}.h5",
         features=lambda w: features_path(w.version, w.split),
-        annotations=lambda w: (
-            DEMO_MANIFEST
-            if DEMO
-            else ancient(config["evaluate"]["grounding_annotations"])
-            if config["evaluate"]["grounding_annotations"]
-            else input_stamp("coco_instances_val2014")
-        ),
+        vocab="results/text/{version}_vocab.json",
+        annotations=grounding_annotations_input(),
     output:
         "results/grounding/{version}-{model}-{decoder}_{split}.json",
     log:
@@ -66,13 +61,7 @@ rule grounding_accuracy:
         model="|".join(MODELS),
         decoder="|".join(DECODERS),
     params:
-        annotations=(
-            f"--grounding {DEMO_ROOT}/grounding.json"
-            if DEMO
-            else f"--grounding {config['evaluate']['grounding_annotations']}"
-            if config["evaluate"]["grounding_annotations"]
-            else f"--coco-instances {input_path('coco_instances_val2014')}"
-        ),
+        annotations=grounding_annotations_arg(),
         device="cpu" if DEMO else "cuda",
         cfg=config_arg("evaluate"),
     resources:
@@ -81,5 +70,25 @@ rule grounding_accuracy:
         "../../envs/torch.yaml"
     shell:
         "python -m visdial_lg grounding --checkpoint {input.checkpoint} --tokens {input.tokens}"
-        " --features {input.features} {params.annotations} --out {output}"
+        " --features {input.features} --vocab {input.vocab} {params.annotations} --out {output}"
         " --device {params.device} --config {params.cfg} > {log} 2>&1"
+
+
+rule human_eval_sheet:
+    input:
+        ltmi=evaluation_path(run_id(MAIN_VERSION, "ltmi", "gen"), "val"),
+        lg=evaluation_path(run_id(MAIN_VERSION, LG, "gen"), "val"),
+        tokens=tokens_path(MAIN_VERSION, "val"),
+        vocab=f"results/text/{MAIN_VERSION}_vocab.json",
+    output:
+        sheet=HUMAN_EVAL[0],
+        key=HUMAN_EVAL[1],
+    log:
+        "results/logs/human_eval_sheet.log",
+    params:
+        cfg=config_arg("evaluate"),
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg human-eval-sheet --ltmi {input.ltmi} --lg {input.lg} --tokens {input.tokens}"
+        " --vocab {input.vocab} --sheet {output.sheet} --key {output.key} --config {params.cfg} > {log} 2>&1"
