@@ -64,8 +64,15 @@ def _vocab(args):
 
     build_vocabulary_file(
         args.train_json, args.out, TextConfig.from_dict(_config(args).get("text", {}), "text"),
-        glove_path=args.glove, glove_out=args.glove_out,
+        glove_path=args.glove, glove_out=args.glove_out, version=args.version,
     )
+
+
+@command("glove")
+def _glove(args):
+    from .data.vocab import Vocabulary, save_glove_embedding
+
+    save_glove_embedding(args.glove, Vocabulary.load(args.vocab), args.out)
 
 
 @command("tokenize")
@@ -215,9 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("vocab", "build the vocabulary from a train split")
     p.add_argument("--train-json", required=True)
+    p.add_argument("--version", default="v1.0", choices=["v0.9", "v1.0"])
     p.add_argument("--out", required=True, help="vocabulary JSON")
     p.add_argument("--glove", help="GloVe text file (word + 300 floats per line)")
     p.add_argument("--glove-out", help="where to write the GloVe-initialised embedding (.pt)")
+
+    p = add("glove", "the GloVe-initialised embedding table of a vocabulary", config=False)
+    p.add_argument("--vocab", required=True, help="vocabulary JSON")
+    p.add_argument("--glove", required=True, help="GloVe text file (word + 300 floats per line)")
+    p.add_argument("--out", required=True, help="embedding state ({'weight': [V, 300]}) as .pt")
 
     p = add("tokenize", "tokenize one VisDial split into the tokens HDF5")
     p.add_argument("--json", required=True, help="VisDial dialogs JSON")

@@ -20,7 +20,7 @@ rule vocab:
     conda:
         "../../envs/base.yaml"
     shell:
-        "python -m visdial_lg vocab --train-json {params.train} --out {output}"
+        "python -m visdial_lg vocab --train-json {params.train} --version {wildcards.version} --out {output}"
         " --config {params.cfg} > {log} 2>&1"
 
 
