@@ -1,8 +1,10 @@
 """Answers of the synthetic demo: meanings, their wordings, and the 100 options.
 
 A *meaning* is what an answer says, e.g. ("colour", "red") or ("count", 2). Each
-meaning has a few wordings; the first is the ground-truth answer and the others
-are near-paraphrases that the dense annotations score `PARAPHRASE_RELEVANCE`.
+meaning has four wordings. The ground-truth answer is the first (canonical)
+wording with probability `CANONICAL_PROB` and another one otherwise, as
+annotators word answers differently; the meaning's other wordings are
+near-paraphrases that the dense annotations score `PARAPHRASE_RELEVANCE`.
 The answer inventory is every wording of every meaning plus a few
 uninformative answers (as VisDial has "i can not tell"); a round's 100 options
 are the GT, its paraphrases and distractors drawn from the rest of the inventory.
@@ -19,6 +21,7 @@ from .demo_scenes import COLOURS, MAX_OBJECTS, POSITIONS, SHAPES, SIZES
 NUM_OPTIONS = 100
 GT_RELEVANCE = 1.0
 PARAPHRASE_RELEVANCE = 0.5
+CANONICAL_PROB = 0.6
 
 Meaning = tuple  # (kind, value): kind in colour, shape, size, position, count, yesno
 
@@ -66,17 +69,19 @@ def all_meanings() -> list[Meaning]:
 
 
 def answer_inventory() -> list[str]:
-    """Every answer string the demo can use, in a fixed order, without duplicates."""
-    seen: dict[str, None] = {}
-    for meaning in all_meanings():
-        for text in wordings(meaning):
-            seen.setdefault(text, None)
-    for text in UNINFORMATIVE:
-        seen.setdefault(text, None)
-    return list(seen)
+    """Every answer string the demo can use, in a fixed order."""
+    return [text for meaning in all_meanings() for text in wordings(meaning)] + list(UNINFORMATIVE)
 
 
 _INVENTORY = answer_inventory()
+_MEANING_OF = {text: meaning for meaning in all_meanings() for text in wordings(meaning)}
+if len(set(_INVENTORY)) != len(_INVENTORY):  # a wording shared by two meanings would make relevance ambiguous
+    raise AssertionError("demo answer wordings must be distinct")
+
+
+def meaning_of(text: str) -> Meaning | None:
+    """The meaning an answer string expresses; None for the uninformative answers."""
+    return _MEANING_OF.get(text)
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,13 +95,14 @@ def make_options(rng: np.random.Generator, meaning: Meaning) -> tuple[list[str],
     """100 distinct options for a round answered by `meaning`.
 
     Returns (options, gt_index, relevance): the GT wording at `gt_index` with
-    relevance 1, its paraphrases with `PARAPHRASE_RELEVANCE`, distractors with 0.
+    relevance 1, the meaning's other wordings with `PARAPHRASE_RELEVANCE`,
+    distractors from the rest of the inventory with 0.
     """
-    gt, *paraphrases = wordings(meaning)
-    own = set(wordings(meaning))
+    own = wordings(meaning)
+    gt = own[0] if rng.random() < CANONICAL_PROB else own[1 + rng.integers(len(own) - 1)]
     pool = _distractor_pool(meaning)
-    picked = rng.choice(len(pool), NUM_OPTIONS - 1 - len(paraphrases), replace=False)
-    candidates = [gt, *paraphrases, *(pool[i] for i in picked)]
+    picked = rng.choice(len(pool), NUM_OPTIONS - len(own), replace=False)
+    candidates = [*own, *(pool[i] for i in picked)]
     options = [candidates[i] for i in rng.permutation(NUM_OPTIONS)]
     relevance = [
         GT_RELEVANCE if o == gt else PARAPHRASE_RELEVANCE if o in own else 0.0

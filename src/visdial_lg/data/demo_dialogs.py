@@ -149,6 +149,7 @@ def make_caption(scene: Scene, rng: random.Random) -> tuple[str, int | None]:
 
 
 def make_dialog(scene: Scene, rng: random.Random) -> Dialog:
+    """Caption and NUM_ROUNDS rounds: "it" follow-ups while an object is in focus, else a fresh question."""
     caption, focus = make_caption(scene, rng)
     known: set = {"shape"} if focus is not None else set()
     dialog = Dialog(caption)

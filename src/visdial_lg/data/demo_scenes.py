@@ -13,6 +13,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from ..errors import VisdialLGError
+
 # Category names double as the words used in questions and answers, so that a
 # detector's class names can be matched against the dialog text as on COCO.
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star")
@@ -149,6 +151,6 @@ def sample_scene(rng: random.Random, width: int, height: int) -> Scene:
         obj = SceneObject(shape, colour, size, polygon)
         objects.append(obj)
         taken.append(obj.box)
-    if len(objects) < MIN_OBJECTS:  # only on absurdly small canvases; the schema forbids those
-        raise ValueError(f"cannot place {MIN_OBJECTS} objects on a {width}x{height} canvas")
+    if len(objects) < MIN_OBJECTS:  # only on canvases far below the schema's 32x32 minimum
+        raise VisdialLGError(f"demo.image_width x demo.image_height = {width}x{height} is too small for {MIN_OBJECTS} objects")
     return Scene(width, height, rng.choice(TONES), tuple(objects))
