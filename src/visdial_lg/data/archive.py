@@ -101,18 +101,23 @@ def _adopt_existing(zip_path: Path, out_dir: Path, expected: dict[str, int]) -> 
 
 
 def _extract_into(zip_path: Path, zf: zipfile.ZipFile, plan, target: Path, progress: bool) -> None:
-    root = os.path.realpath(target)
+    # `target` is a fresh folder and no links are ever created in it, so a checked
+    # relative path cannot leave it; the string check below is defence in depth
+    root = os.path.normpath(target) + os.sep
+    made: set[Path] = set()
     total = sum(info.file_size for info, _ in plan)
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=zip_path.name,
               disable=not progress, mininterval=1.0, file=sys.stderr) as bar:
         for info, path in sorted(plan, key=lambda entry: entry[0].header_offset):  # sequential reads
             dest = target.joinpath(*path.parts)
-            if not os.path.realpath(dest).startswith(root + os.sep):  # defence in depth
+            if not os.path.normpath(dest).startswith(root):
                 raise UnsafeArchiveError(f"{zip_path}: entry {info.filename!r} resolves outside {target}")
+            folder = dest if info.is_dir() else dest.parent
+            if folder not in made:
+                folder.mkdir(parents=True, exist_ok=True)
+                made.add(folder)
             if info.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
             written = 0
             try:
                 with zf.open(info) as src, open(dest, "xb") as dst:
