@@ -283,6 +283,7 @@ def test_missing_image_listed_as_skipped_says_training_refuses(tmp_path, train_f
     (lambda f: f.__delitem__("answer_options"), "lacks dataset 'answer_options'"),
     (lambda f: f["num_rounds"].__setitem__(1, 11), "dialog 1 has num_rounds 11"),
     (lambda f: f["question"].__setitem__((2, 4), 99), "dialog 2 round 5 'question' index 99"),
+    (lambda f: f["gt_index"].__setitem__((0, 9), 100), "dialog 0 round 10 has gt_index 100"),
 ])
 def test_malformed_tokens_file_is_named(train_files, damage, culprit):
     tokens, feats, _ = train_files

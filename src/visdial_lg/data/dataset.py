@@ -165,6 +165,10 @@ def load_token_arrays(f: h5py.File, path: Path, R: int, O: int) -> dict:
     if len(bad):
         raise InputFormatError(f"tokens file {path}: dialog {bad[0]} has num_rounds "
                                f"{a['num_rounds'][bad[0]]}, expected 1..{R}")
+    bad = np.argwhere(a["gt_index"] >= O)
+    if len(bad):
+        raise InputFormatError(f"tokens file {path}: dialog {bad[0][0]} round {bad[0][1] + 1} has gt_index "
+                               f"{a['gt_index'][tuple(bad[0])]}, expected < {O}")
     for key, pool in (("question", "question_tokens"), ("answer", "answer_tokens")):
         bad = np.argwhere(a[key] >= len(a[pool]))
         if len(bad):
@@ -276,7 +280,7 @@ class VisDialDataset(Dataset):
             "hist_mask": hist_mask, "round_mask": round_mask,
             "opts": opts, "opts_len": opts_len, "opts_in": opts_in, "opts_out": opts_out,
             "ans": ans, "ans_len": ans_len, "ans_in": ans_in, "ans_out": ans_out,
-            "gt_index": a["gt_index"][index],
+            "gt_index": a["gt_index"][index].astype(np.int64),  # a copy: never a view of shared arrays
         }
         item = {k: torch.as_tensor(v, dtype=torch.bool if v.dtype == bool else torch.int64)
                 if isinstance(v, np.ndarray) else v for k, v in item.items()}
