@@ -7,7 +7,10 @@ import json
 import random
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,7 +27,8 @@ FAST = dict(backoff_s=0.01, timeout_s=5.0, progress=False)  # keeps every retry 
 
 class FaultyHandler(BaseHTTPRequestHandler):
     """Serves `server.routes[path]`: {body, type, ranges, etag, drops: [bytes sent before
-    the connection is cut, per request], statuses: [error status per request], reset: bool}."""
+    the connection is cut, per request], statuses: [error status per request], reset: bool,
+    stall_after: bytes sent before the reply hangs until `server.release` is set}."""
 
     protocol_version = "HTTP/1.1"
 
@@ -58,6 +62,12 @@ class FaultyHandler(BaseHTTPRequestHandler):
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
+        if route.get("stall_after"):
+            self.wfile.write(body[start : start + route["stall_after"]])
+            self.wfile.flush()
+            self.server.release.wait(timeout=20)  # bounded: the fixture releases it at the end
+            self.close_connection = True
+            return
         drops = route.get("drops")
         if drops:  # send part of the body, then cut the connection
             self.wfile.write(body[start : start + drops.pop(0)])
@@ -81,11 +91,12 @@ class FaultyHandler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), FaultyHandler)
     srv.daemon_threads = True
-    srv.routes, srv.requests, srv.if_ranges = {}, [], []
+    srv.routes, srv.requests, srv.if_ranges, srv.release = {}, [], [], threading.Event()
     srv.url = lambda path: f"http://127.0.0.1:{srv.server_port}{path}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
     thread.join(timeout=5)
@@ -125,6 +136,24 @@ def test_part_file_of_an_interrupted_run_is_resumed(server, tmp_path, capsys):
     assert out.read_bytes() == BODY and server.requests == [("/f.zip", "bytes=1234-")]
     assert server.if_ranges[-1] == '"v1"' and "resuming" in capsys.readouterr().err
     assert leftovers(tmp_path) == ["f.zip"]  # the .part and its sidecar are gone
+
+
+def test_killed_download_process_resumes(server, tmp_path):
+    server.routes["/f.zip"] = {"body": BODY, "stall_after": 100_000}
+    out, part = tmp_path / "f.zip", tmp_path / "f.zip.part"
+    cmd = [sys.executable, "-m", "visdial_lg", "download", server.url("/f.zip"), "--out", str(out), "--sha256", SHA]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while (not part.exists() or part.stat().st_size < 100_000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup code runs
+        proc.wait(timeout=10)
+    assert part.stat().st_size == 100_000 and not out.exists()
+    server.routes["/f.zip"] = {"body": BODY}
+    download(server.url("/f.zip"), out, sha256=SHA, **FAST)
+    assert out.read_bytes() == BODY and server.requests[-1] == ("/f.zip", "bytes=100000-")
 
 
 def test_file_changed_on_the_server_since_the_part_began_restarts(server, tmp_path):

@@ -163,8 +163,9 @@ def _open(url: str, offset: int, validator: str | None, timeout: float):
 
 
 def _read(response, position: int) -> bytes:
+    """Up to CHUNK_BYTES, as soon as they arrive (read1), so a kill loses little."""
     try:
-        return response.read(CHUNK_BYTES)
+        return response.read1(CHUNK_BYTES)
     except (OSError, http.client.HTTPException) as e:
         raise _Retry(f"connection lost after {position} bytes: {e!r}") from None
 
