@@ -241,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dense", help="dense annotations JSON (v1.0 val)")
 
     p = add("train", "train one run; resumes from OUT_DIR/last.pt (launch with torchrun for several GPUs)")
-    p.add_argument("--run", required=True, help="run id VERSION-MODEL-DECODER, e.g. v1.0-lg_attn_kl-disc")
+    # --run-id: torchrun's own parser rejects `--run` (ambiguous with its --run-path).
+    p.add_argument("--run", "--run-id", dest="run", required=True,
+                   help="run id VERSION-MODEL-DECODER, e.g. v1.0-lg_attn_kl-disc (write --run-id under torchrun)")
     p.add_argument("--tokens", required=True, help="train tokens HDF5")
     p.add_argument("--features", required=True, help="features HDF5 of the train images")
     p.add_argument("--vocab", required=True, help="vocabulary JSON")

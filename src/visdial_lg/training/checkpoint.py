@@ -82,7 +82,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated / foreign / unsafe pickle
-        raise InputFormatError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise InputFormatError(f"cannot read checkpoint {path}: {type(e).__name__}: {reason}") from e
     if not isinstance(ckpt, dict):
         raise InputFormatError(f"{path} is not a visdial-lg checkpoint (holds a {type(ckpt).__name__})")
     missing = [k for k in ("format", "run", "config", "vocab_size", "model") if k not in ckpt]

@@ -1,0 +1,282 @@
+"""Training one run (paper §4.1; DESIGN §4 "Training").
+
+Read top to bottom: set up (devices, data, model, optimiser), resume from
+`last.pt` if a compatible one exists, then one loop over epochs and batches. After
+every epoch rank 0 writes `last.pt` (the resume state); after the last epoch it
+writes `checkpoint.pt` (the Snakemake output) and removes `last.pt`.
+
+Determinism: the data order is a function of (seed, epoch) through
+DistributedSampler, the model is initialised from the seed, and the RNG states
+are restored on resume, so on CPU a killed-and-resumed run ends with exactly the
+weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from .config import LGConfig, ModelConfig, TrainConfig, section
+from .errors import InputFormatError, VisdialLGError
+from .runs import RunSpec, parse_run_id
+from .training import distributed
+from .training.checkpoint import (
+    FORMAT_VERSION, load_checkpoint, rng_state, save_atomic, seed_everything, set_rng_state,
+)
+from .training.distributed import DistContext
+from .training.monitor import LossTracker, NonFiniteLossError, RunLog
+from .training.optim import build_optimizer, build_scheduler
+
+RESUME_NAME = "last.pt"
+FINAL_NAME = "checkpoint.pt"
+# Train keys that do not change the result: a resume state differing only in them is reused.
+_NEUTRAL_TRAIN_KEYS = ("num_workers", "gpus", "log_every")
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    tokens: Path
+    features: Path
+    vocab: Path
+    glove: Path | None = None
+
+
+def run_config(config: dict) -> dict:
+    """The config sections a checkpoint stores (plain types, defaults filled)."""
+    return {name: section(config, name) for name in ("model", "lg", "train")}
+
+
+def train(run_id: str, inputs: TrainInputs, out_dir: str | Path, config: dict,
+          device: str | None = None, on_epoch_end: Callable[[int], None] | None = None) -> Path:
+    """Train `run_id` into `out_dir`; returns the final checkpoint path.
+
+    `on_epoch_end(completed_epochs)` runs after each epoch's resume state is written
+    (tests use it to simulate a kill).
+    """
+    ctx = distributed.setup(device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    # On CPU, multi-threaded accumulating backward kernels (indexing, embedding) sum
+    # in a varying order; deterministic kernels make resume bit-exact at little cost.
+    torch.use_deterministic_algorithms(was_deterministic or ctx.device.type == "cpu")
+    try:
+        return _train(parse_run_id(run_id), inputs, Path(out_dir), run_config(config), ctx, on_epoch_end)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        distributed.cleanup(ctx)
+
+
+def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: DistContext,
+           on_epoch_end: Callable[[int], None] | None) -> Path:
+    tcfg = TrainConfig.from_dict(cfg["train"], "train")
+    if tcfg.batch_size % ctx.world_size:
+        raise VisdialLGError(f"train.batch_size {tcfg.batch_size} is not divisible by {ctx.world_size} processes")
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    use_bf16 = tcfg.precision == "bf16" and ctx.device.type == "cuda"  # CPU always trains in fp32
+
+    vocab_size = _vocab_size(inputs)
+    dataset, loader, sampler = _make_loader(inputs, tcfg, ctx)
+    steps = len(loader)
+
+    seed_everything(tcfg.seed)  # the same initial weights on every rank
+    model = _build_model(spec, vocab_size, cfg)
+    if inputs.glove is not None:
+        _init_embedding(model, Path(inputs.glove))
+    model.to(ctx.device)
+    optimizer = build_optimizer(model, tcfg, ctx.device)
+    scheduler = build_scheduler(optimizer, tcfg, steps)
+
+    resume_path = out_dir / RESUME_NAME
+    start_epoch = _resume(resume_path, spec, cfg, vocab_size, model, optimizer, scheduler, ctx)
+    if start_epoch == 0 and ctx.rank > 0:
+        seed_everything(tcfg.seed + ctx.rank)  # distinct dropout masks per rank
+    net = model
+    if ctx.distributed:
+        # find_unused_parameters: a run's heads may leave parameters out of a step's graph.
+        net = DistributedDataParallel(
+            model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None, find_unused_parameters=True,
+        )
+
+    log_every = cfg["train"]["log_every"]
+    tracker = LossTracker(ctx.device)
+    runlog = RunLog(out_dir, start_epoch, start_epoch * steps) if ctx.is_main else None
+    if ctx.is_main:
+        print(f"{spec.run_id}: {len(dataset)} dialogs, {steps} steps/epoch of {tcfg.batch_size} dialogs "
+              f"on {ctx.world_size} x {ctx.device.type}, epochs {start_epoch + 1}..{tcfg.epochs}", flush=True)
+    try:
+        global_step = start_epoch * steps
+        for epoch in range(start_epoch, tcfg.epochs):
+            sampler.set_epoch(epoch)  # data order = f(seed, epoch)
+            net.train()
+            tracker.restart_clock()
+            bar = tqdm(loader, desc=f"{spec.run_id} epoch {epoch + 1}/{tcfg.epochs}", unit="batch",
+                       disable=not ctx.is_main, dynamic_ncols=True)
+            for step, batch in enumerate(bar, 1):
+                batch = _to_device(batch, ctx.device)
+                with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    out = net(batch)
+                optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                scheduler.step()
+                global_step += 1
+                tracker.add(out, global_step, int(batch["image_id"].shape[0]))
+                if step % log_every == 0 or step == steps:
+                    losses, rate, bad_step = tracker.flush(ctx)  # the only host sync
+                    if bad_step is not None:
+                        raise _diverged(bad_step, steps, resume_path, epoch)
+                    if runlog:
+                        runlog.write(epoch + 1, step, global_step, lr, losses, rate)
+                        bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lr:.2e}", dlg_s=f"{rate:.0f}")
+            if ctx.is_main:
+                save_atomic(_state(spec, cfg, vocab_size, epoch + 1, model, inputs,
+                                   optimizer, scheduler, distributed.gather_objects(rng_state(), ctx)), resume_path)
+            else:
+                distributed.gather_objects(rng_state(), ctx)
+            distributed.barrier(ctx)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
+    finally:
+        if runlog:
+            runlog.close()
+
+    final_path = out_dir / FINAL_NAME
+    if ctx.is_main:
+        save_atomic(_state(spec, cfg, vocab_size, tcfg.epochs, model, inputs), final_path)
+        resume_path.unlink(missing_ok=True)  # its job is done; it is 3x the model's size
+        print(f"{spec.run_id}: wrote {final_path}", flush=True)
+    distributed.barrier(ctx)
+    return final_path
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _vocab_size(inputs: TrainInputs) -> int:
+    from .data.vocab import Vocabulary
+
+    size = len(Vocabulary.load(inputs.vocab))
+    try:
+        with h5py.File(inputs.tokens, "r") as f:
+            tokens_size = f.attrs.get("vocab_size")
+    except OSError as e:
+        raise InputFormatError(f"cannot open tokens file {inputs.tokens}: {e}") from e
+    if tokens_size is not None and int(tokens_size) != size:
+        raise InputFormatError(
+            f"{inputs.tokens} was tokenized with a vocabulary of {int(tokens_size)} words, "
+            f"but {inputs.vocab} has {size}"
+        )
+    return size
+
+
+def _make_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
+    from .data.dataset import VisDialDataset, collate
+
+    dataset = VisDialDataset(inputs.tokens, inputs.features)
+    # One sampler for 1 or N processes: rank r takes every N-th index of the same
+    # (seed, epoch) permutation, so the global batches do not depend on N.
+    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
+                                 shuffle=True, seed=tcfg.seed, drop_last=False)
+    workers = tcfg.num_workers
+    loader = DataLoader(
+        dataset, batch_size=tcfg.batch_size // ctx.world_size, sampler=sampler, collate_fn=collate,
+        num_workers=workers, pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(tcfg.seed),  # keeps the loader off the global RNG
+    )
+    return dataset, loader, sampler
+
+
+def _build_model(spec: RunSpec, vocab_size: int, cfg: dict) -> torch.nn.Module:
+    from .models.ltmi import build_model
+
+    return build_model(spec, vocab_size, ModelConfig.from_dict(cfg["model"], "model"),
+                       LGConfig.from_dict(cfg["lg"], "lg"))
+
+
+def _init_embedding(model: torch.nn.Module, path: Path) -> None:
+    """Overwrite the shared word embedding with the GloVe init file {"weight": [V, 300]}."""
+    try:
+        weight = torch.load(path, map_location="cpu", weights_only=True)["weight"]
+    except Exception as e:
+        raise InputFormatError(f"cannot read GloVe embedding {path}: {type(e).__name__}: {e}") from e
+    target = model.embedding.weight
+    if tuple(weight.shape) != tuple(target.shape):
+        raise InputFormatError(f"{path}: embedding of shape {tuple(weight.shape)}, the model needs "
+                               f"{tuple(target.shape)} (vocabulary size, model.embed)")
+    with torch.no_grad():
+        target.copy_(weight)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------- checkpoints, resume
+
+
+def _state(spec, cfg, vocab_size, epoch, model, inputs, optimizer=None, scheduler=None, rng=None) -> dict:
+    state = {
+        "format": FORMAT_VERSION, "run": spec.run_id, "config": cfg, "vocab_size": vocab_size,
+        "epoch": epoch, "model": model.state_dict(),
+        "inputs": {k: (str(v) if v is not None else None) for k, v in vars(inputs).items()},
+    }
+    if optimizer is not None:
+        state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng)
+    return state
+
+
+def _result_config(cfg: dict) -> dict:
+    """The part of the config that determines the trained weights."""
+    train = {k: v for k, v in cfg["train"].items() if k not in _NEUTRAL_TRAIN_KEYS}
+    return {"model": cfg["model"], "lg": cfg["lg"], "train": train}
+
+
+def _resume(path: Path, spec, cfg, vocab_size, model, optimizer, scheduler, ctx: DistContext) -> int:
+    """Restore `last.pt` if it belongs to this run and config; returns the completed epochs."""
+    if not path.exists():
+        return 0
+    try:
+        state = load_checkpoint(path)
+    except InputFormatError as e:
+        raise InputFormatError(f"{e} (the resume state; delete it to train from scratch)") from e
+    same = (state["run"] == spec.run_id and state["vocab_size"] == vocab_size
+            and _result_config(state["config"]) == _result_config(cfg) and "optimizer" in state)
+    if not same:
+        if ctx.is_main:
+            print(f"{path} was written for another run, config or vocabulary: training from scratch", flush=True)
+        return 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rngs = state["rng"]
+    if len(rngs) == ctx.world_size:
+        set_rng_state(rngs[ctx.rank])
+    else:  # another process count: data order is unchanged, dropout masks are not
+        seed_everything(cfg["train"]["seed"] + 1000 * state["epoch"] + ctx.rank)
+        if ctx.is_main:
+            print(f"{path}: saved by {len(rngs)} processes, resumed by {ctx.world_size}: "
+                  "RNG streams reseeded", flush=True)
+    if ctx.is_main:
+        print(f"resuming {spec.run_id} from {path} after epoch {state['epoch']}", flush=True)
+    return int(state["epoch"])
+
+
+def _diverged(bad_step: int, steps: int, resume_path: Path, epoch: int) -> NonFiniteLossError:
+    bad_epoch, bad_in_epoch = divmod(bad_step - 1, steps)
+    kept = (f"the last good checkpoint {resume_path} (after epoch {epoch}) is kept" if epoch > 0
+            else "no checkpoint was written yet (it failed in the first epoch)")
+    return NonFiniteLossError(
+        f"non-finite training loss at epoch {bad_epoch + 1}, step {bad_in_epoch + 1} "
+        f"(global step {bad_step}); training stopped, {kept}"
+    )

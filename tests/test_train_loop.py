@@ -1,0 +1,123 @@
+"""The training loop: resume after a kill, non-finite loss, logs, checkpoints, errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from test_train_support import tiny_config, write_tiny_dataset
+from visdial_lg.errors import InputFormatError
+from visdial_lg.train import FINAL_NAME, RESUME_NAME, TrainInputs, train
+from visdial_lg.training.checkpoint import load_checkpoint, load_trained_model
+from visdial_lg.training.monitor import NonFiniteLossError
+
+RUN = "v1.0-lg_attn_kl-disc"
+
+
+class Killed(Exception):
+    """Stands for SIGKILL between epochs: nothing after the hook runs."""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    paths = write_tiny_dataset(tmp_path_factory.mktemp("data"), dialogs=4)
+    return TrainInputs(tokens=paths["tokens"], features=paths["features"], vocab=paths["vocab"])
+
+
+def _read_log(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k != "dialogs_per_s"} for row in csv.DictReader(f)]
+
+
+def _kill_after(epoch):
+    def hook(done):
+        if done == epoch:
+            raise Killed
+    return hook
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
+    config = tiny_config(epochs=3)  # 4 dialogs, batch 2: 2 steps an epoch
+    straight = train(RUN, data, tmp_path / "straight", config, device="cpu")
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Killed):
+        train(RUN, data, out, config, device="cpu", on_epoch_end=_kill_after(1))
+    assert load_checkpoint(out / RESUME_NAME)["epoch"] == 1 and not (out / FINAL_NAME).exists()
+    with open(out / "log.csv", "a") as f:  # a row of the killed, unfinished epoch 2
+        f.write("2,1,3,0.001,9.9,9.9,,9.9,1.0\n")
+    resumed = train(RUN, data, out, config, device="cpu")
+
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(resumed)["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not (out / RESUME_NAME).exists()  # removed once the final checkpoint exists
+    log = _read_log(out / "log.csv")
+    assert log == _read_log(tmp_path / "straight" / "log.csv")
+    assert [int(r["epoch"]) for r in log] == [1, 1, 2, 2, 3, 3]  # log_every 1
+    assert all(math.isfinite(float(r["loss"])) for r in log)
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+
+
+def test_final_checkpoint_rebuilds_the_model(tmp_path, data):
+    path = train(RUN, data, tmp_path / "run", tiny_config(epochs=1), device="cpu")
+    ckpt = torch.load(path, weights_only=True)  # plain types only
+    assert "optimizer" not in ckpt and ckpt["epoch"] == 1 and ckpt["run"] == RUN
+    model, spec, meta = load_trained_model(path, "cpu")
+    assert spec.run_id == RUN and meta["vocab_size"] == 30 and not model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, ckpt["model"][key])
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data, monkeypatch):
+    import visdial_lg.train as train_module
+
+    calls = {"n": 0}
+    real_to_device = train_module._to_device
+
+    def poisoned(batch, device):  # epoch 2 (2 steps an epoch), step 2 gets NaN features
+        calls["n"] += 1
+        batch = real_to_device(batch, device)
+        if calls["n"] == 4:
+            batch["img_feat"] = torch.full_like(batch["img_feat"], float("nan"))
+        return batch
+
+    monkeypatch.setattr(train_module, "_to_device", poisoned)
+    out = tmp_path / "run"
+    # log_every 5: the check is deferred to the epoch's end, the message still names step 2.
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 2 \(global step 4\).*last.pt \(after epoch 1\)"):
+        train(RUN, data, out, tiny_config(epochs=3, log_every=5), device="cpu")
+    kept = load_checkpoint(out / RESUME_NAME)
+    assert kept["epoch"] == 1 and not (out / FINAL_NAME).exists()
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+
+
+def test_changed_config_does_not_resume(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(RUN, data, out, tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
+    train(RUN, data, out, tiny_config(epochs=2, lr=2e-3), device="cpu")
+    assert "training from scratch" in capsys.readouterr().out
+    # A neutral key (num_workers) does not prevent resuming.
+    with pytest.raises(Killed):
+        train(RUN, data, tmp_path / "b", tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
+    train(RUN, data, tmp_path / "b", tiny_config(epochs=2, num_workers=1, log_every=7), device="cpu")
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_bad_inputs_name_the_culprit(tmp_path, data):
+    bad_glove = tmp_path / "glove.pt"
+    torch.save({"weight": torch.zeros(31, 8)}, bad_glove)
+    inputs = TrainInputs(data.tokens, data.features, data.vocab, glove=bad_glove)
+    with pytest.raises(InputFormatError, match=r"glove.pt: embedding of shape \(31, 8\)"):
+        train(RUN, inputs, tmp_path / "run", tiny_config(epochs=1), device="cpu")
+    corrupt = tmp_path / "run2"
+    corrupt.mkdir()
+    (corrupt / RESUME_NAME).write_bytes(b"not a checkpoint")
+    with pytest.raises(InputFormatError, match=r"last.pt.*delete it to train from scratch"):
+        train(RUN, data, corrupt, tiny_config(epochs=1), device="cpu")
+
