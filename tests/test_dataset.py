@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from visdial_lg.data.dataset import EOS, PAD, SOS, VisDialDataset, collate
 from visdial_lg.errors import InputFormatError
+from visdial_lg.features.merge import write_skipped_manifest
 
 R, O, K = 10, 100, 5
 
@@ -261,6 +262,7 @@ def test_missing_image_id_names_image_and_feature_file(tmp_path, train_files):
     tokens, _, _ = train_files
     feats = tmp_path / "partial.h5"
     write_features(feats, [11, 33])
+    write_skipped_manifest(feats, [{"image_id": 99, "path": "x.jpg", "reason": "unreadable"}])  # another image
     with pytest.raises(InputFormatError) as err:
         VisDialDataset(tokens, feats)
     message = str(err.value)
@@ -272,8 +274,8 @@ def test_missing_image_listed_as_skipped_says_training_refuses(tmp_path, train_f
     tokens, _, _ = train_files
     feats = tmp_path / "partial.h5"
     write_features(feats, [11, 33])
-    (tmp_path / "partial.h5.skipped.json").write_text(
-        json.dumps([{"image_id": 22, "path": "COCO_train2014_000000000022.jpg", "reason": "truncated JPEG"}]))
+    write_skipped_manifest(feats, [{"image_id": 22, "path": "COCO_train2014_000000000022.jpg",
+                                    "reason": "truncated JPEG"}])
     with pytest.raises(InputFormatError, match=r"image id 22 .*partial\.h5.*skipped.*truncated JPEG.*"
                                                r"training refuses dialogs without features"):
         VisDialDataset(tokens, feats)
@@ -292,6 +294,18 @@ def test_malformed_tokens_file_is_named(train_files, damage, culprit):
     with pytest.raises(InputFormatError, match=culprit) as err:
         VisDialDataset(tokens, feats)[0]
     assert str(tokens) in str(err.value)
+
+
+def test_absent_or_unreadable_files_are_named(tmp_path, train_files):
+    tokens, feats, _ = train_files
+    with pytest.raises(InputFormatError, match=r"tokens file .*nowhere\.h5 does not exist"):
+        VisDialDataset(tmp_path / "nowhere.h5", feats)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an HDF5 file")
+    with pytest.raises(InputFormatError, match=r"garbage\.h5 is not a readable HDF5 file"):
+        VisDialDataset(garbage, feats)
+    with pytest.raises(InputFormatError, match=r"feature file .*garbage\.h5 is not a readable HDF5 file"):
+        VisDialDataset(tokens, garbage)
 
 
 def test_wrong_option_count_is_named(train_files):

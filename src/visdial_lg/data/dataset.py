@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputFormatError
+from ..features.merge import skipped_manifest_path
 from ..features.store import FeatureReader
 from .vocab import Vocabulary
 
@@ -99,36 +100,23 @@ def _require(f: h5py.File, path: Path, keys, what: str) -> None:
         raise InputFormatError(f"{what} file {path} lacks dataset '{missing[0]}' (docs/formats.md)")
 
 
-def skipped_manifest_entry(features_path: Path, image_id: int) -> str | None:
-    """Why `<features>.skipped.json` says `image_id` was skipped as a bad image, or None.
-
-    Accepted layouts: a list of ids, a list of {"image_id", "reason"?...} objects,
-    {"skipped": <one of those lists>}, or {"<id>": "<reason>"}.
-    """
-    for manifest in (Path(f"{features_path}.skipped.json"), features_path.with_suffix(".skipped.json")):
-        if not manifest.is_file():
-            continue
-        try:
-            entries = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            return None
-        if isinstance(entries, dict):
-            entries = entries.get("skipped", entries.get("images", entries))
-        if isinstance(entries, dict):
-            reason = entries.get(str(image_id))
-            return None if reason is None else f"{manifest.name}: {reason}"
-        for entry in entries if isinstance(entries, list) else []:
-            entry_id = entry.get("image_id") if isinstance(entry, dict) else entry
-            if isinstance(entry_id, (int, str)) and str(entry_id) == str(image_id):
-                reason = entry.get("reason", entry.get("error", "")) if isinstance(entry, dict) else ""
-                return f"{manifest.name}" + (f": {reason}" if reason else "")
+def skipped_reason(features_path: Path, image_id: int) -> str | None:
+    """Why the extraction's `<features>.skipped.json` (features/merge.py) skipped `image_id`, or None."""
+    manifest = skipped_manifest_path(features_path)
+    try:
+        entries = json.loads(manifest.read_text())["skipped"]
+    except (OSError, ValueError, KeyError, TypeError):  # no (readable) manifest: nothing to add
+        return None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and str(entry.get("image_id")) == str(image_id):
+            return f"{manifest.name}: {entry.get('reason', 'no reason recorded')}"
     return None
 
 
 def missing_features_error(image_id: int, dialog: int, tokens_path: Path, features_path: Path):
     message = (f"image id {image_id} (dialog {dialog} of {tokens_path}) is not in the feature file "
                f"{features_path}")
-    skipped = skipped_manifest_entry(features_path, image_id)
+    skipped = skipped_reason(features_path, image_id)
     if skipped is not None:
         message += (f"; it was skipped there as a bad image ({skipped}) and training refuses "
                     f"dialogs without features: remove the dialog or fix the image and re-extract")
