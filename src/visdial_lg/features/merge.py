@@ -129,6 +129,7 @@ def _write_virtual(out: Path, shards: list[_Shard], attrs: dict) -> None:
     """Virtual datasets over the shards; source paths relative to OUT's folder so the set can move."""
     total, layout = sum(s.rows for s in shards), shards[0].layout
     tmp = Path(f"{out}.partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(tmp, "w") as dst:
         for name in layout.datasets:
             trailing, _ = layout.spec(name)

@@ -1,0 +1,227 @@
+"""Images -> feature HDF5 shard: decode in DataLoader workers, batched detector, resumable writes.
+
+The shard is written as `OUT.partial` (see `store.PartialFeatureFile`): each
+flushed batch marks its rows done, a rerun after a kill computes only the rest,
+and the file is renamed to OUT when every row is done (or skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..errors import InputFormatError, VisdialLGError
+from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
+from .merge import write_skipped_manifest
+from .store import FeatureLayout, PartialFeatureFile
+from .weights import sha256_of
+
+FEATURE_DIM = 2048
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Extraction settings that do not change the numbers (batching only within float tolerance).
+RUNTIME_KEYS = ("batch_size", "num_workers", "shards", "on_bad_image", "existing", "weights", "weights_sha256")
+# Detector outputs -> dataset names of the file (LTMI names).
+OUTPUT_NAMES = {"boxes": "boxes", "proposal_boxes": "proposal_boxes", "features": "features",
+                "cls_indices": "cls_indices", "cls_scores": "cls_scores",
+                "attr_indices": "top_attrs", "attr_scores": "top_attrs_scores"}
+# LTMI's generate_visdial: attribute indices whose score is below 0.1 become 0 (__no_attribute__).
+ATTR_THRESH = 0.1
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The `features:` keys that steer the run rather than the detector."""
+
+    batch_size: int
+    num_workers: int
+    precision: str
+    storage_dtype: str
+    on_bad_image: str
+    seed: int
+
+    @classmethod
+    def from_section(cls, section: Mapping) -> "RunSettings":
+        return cls(**{k: section[k] for k in cls.__dataclass_fields__})
+
+
+def image_list_sha256(entries: Sequence[ImageEntry]) -> str:
+    """Identity of the whole (unsharded) image list: ids and file names, not folders (they may move)."""
+    text = "".join(f"{e.image_id} {e.path.name}\n" for e in sorted(entries, key=lambda e: e.image_id))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_given_boxes(path: str | Path) -> dict[int, np.ndarray]:
+    """`{"<image_id>": [[x1, y1, x2, y2], ...]}` or `[{"image_id": .., "boxes": [...]}]`, original pixels."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputFormatError(f"boxes file {path} is not readable JSON ({e})") from e
+    pairs = data.items() if isinstance(data, dict) else (
+        (d.get("image_id"), d.get("boxes")) if isinstance(d, dict) else (None, None) for d in data)
+    boxes = {}
+    for key, value in pairs:
+        try:
+            image_id = int(key)
+            array = np.asarray(value, dtype=np.float32).reshape(-1, 4)  # [k, 4]
+        except (TypeError, ValueError):
+            raise InputFormatError(f"boxes file {path}: entry {key!r} is not image id -> [[x1, y1, x2, y2], ...]") from None
+        if len(array) == 0 or not (array[:, 2:] >= array[:, :2]).all():
+            raise InputFormatError(f"boxes file {path}: image id {image_id} needs >= 1 box with x2 >= x1, y2 >= y1")
+        boxes[image_id] = array
+    return boxes
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VisdialLGError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def precision_context(device: torch.device, precision: str):
+    """Autocast only on CUDA; fp32 is strict fp32 there (no TF32), tf32 allows TF32 matmuls/convs."""
+    if device.type != "cuda":
+        if precision != "fp32":
+            print(f"visdial-lg extract: precision {precision} applies on CUDA only; running fp32 on "
+                  f"{device.type}", file=sys.stderr)
+        return contextlib.nullcontext()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    if precision in AUTOCAST_DTYPES:
+        return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
+    return contextlib.nullcontext()
+
+
+def _identity(all_entries, section, run: RunSettings, weights: str, given_boxes_path, shard) -> dict[str, str]:
+    """What the rows are computed from; a resumed run must match it exactly."""
+    if weights != "random" and not Path(weights).is_file():
+        raise InputFormatError(f"weights file not found: {weights} (give a file or 'random')")
+    config = {k: v for k, v in sorted(section.items()) if k not in RUNTIME_KEYS}
+    if weights != "random":
+        config.pop("seed", None)  # the seed only draws random weights
+    return {
+        "extractor_config": json.dumps(config, sort_keys=True),
+        "weights": "random" if weights == "random" else Path(weights).name,
+        "weights_sha256": f"random (seed {run.seed})" if weights == "random" else sha256_of(weights),
+        "boxes_sha256": sha256_of(given_boxes_path) if given_boxes_path else "",
+        "image_list_sha256": image_list_sha256(all_entries),
+        "shard_index": str(shard[0]), "shard_count": str(shard[1]),
+    }
+
+
+def _rows_to_arrays(outputs: list[dict], batch: dict, layout: FeatureLayout) -> dict[str, np.ndarray]:
+    """Detector outputs (K_i boxes each) -> arrays padded with zeros to the file's K."""
+    B = len(outputs)
+    values = {}
+    for name in layout.datasets:
+        trailing, dtype = layout.spec(name)
+        values[name] = np.zeros((B, *trailing), dtype=dtype)
+    for b, output in enumerate(outputs):
+        k = int(output["features"].shape[0])
+        if k > layout.num_boxes:
+            raise VisdialLGError(f"detector returned {k} boxes for image id {batch['image_ids'][b]}, "
+                                 f"more than the file's K={layout.num_boxes}")
+        for key, name in OUTPUT_NAMES.items():
+            values[name][b, :k] = output[key].detach().float().cpu().numpy()
+        # The detector counts objects and attributes from 0; LTMI files index ['__background__'] + objects
+        # and ['__no_attribute__'] + attributes, so 0 stays free for padding and weak attributes.
+        values["cls_indices"][b, :k] += 1
+        values["top_attrs"][b, :k] += 1
+        values["num_boxes"][b] = k
+    values["top_attrs"][values["top_attrs_scores"] < ATTR_THRESH] = 0
+    values["image_id"][:] = batch["image_ids"]
+    values["image_h"][:] = batch["original_hw"][:, 0].numpy()
+    values["image_w"][:] = batch["original_hw"][:, 1].numpy()
+    return values
+
+
+def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Mapping, weights: str, *,
+                     device: str = "auto", boxes_path: str | Path | None = None, shard: tuple[int, int] = (0, 1),
+                     detector: torch.nn.Module | None = None,
+                     after_batch: Callable[[int], None] | None = None) -> dict:
+    """Extract shard `shard` = (i, n) of `entries` into OUT; returns a summary (counts, images/s).
+
+    `section` is the validated `features:` config. `detector` replaces the one built
+    from `weights` (benchmarks); `after_batch(rows_done)` runs after each flushed batch.
+    """
+    from .model import DetectorConfig, build_detector, preprocess
+
+    out = Path(out)
+    run = RunSettings.from_section(section)
+    cfg = DetectorConfig.from_section(section)
+    dev = resolve_device(device)
+    mine = shard_slice(entries, *shard)
+    given = load_given_boxes(boxes_path) if boxes_path else None
+    if given is not None:
+        for entry in mine:
+            if entry.image_id not in given:
+                raise InputFormatError(f"boxes file {boxes_path} has no boxes for image id {entry.image_id}")
+    K = max([cfg.max_boxes, *(len(b) for b in given.values())] if given else [cfg.max_boxes])
+    layout = FeatureLayout(K, FEATURE_DIM, cfg.top_attrs, run.storage_dtype)
+    partial = PartialFeatureFile(out, len(mine), layout, _identity(entries, section, run, weights, boxes_path, shard))
+    skipped: list[dict] = []
+    computed, started = 0, time.perf_counter()
+    try:
+        todo = np.flatnonzero(~partial.done).tolist()
+        if todo:
+            if detector is None:
+                detector = build_detector(dict(section), weights, section.get("weights_sha256"), seed=run.seed)
+            detector = detector.to(dev).eval()
+            loader = DataLoader(DecodedImages(mine, todo, preprocess, cfg.min_size, cfg.max_size),
+                                batch_size=run.batch_size, num_workers=run.num_workers, collate_fn=collate_padded,
+                                worker_init_fn=worker_init, pin_memory=dev.type == "cuda")
+            started = time.perf_counter()
+            bar = tqdm(total=len(mine), initial=int(partial.done.sum()), unit="img", desc=f"extract {out.name}",
+                       smoothing=0.1)
+            with bar, torch.inference_mode(), precision_context(dev, run.precision):
+                for batch in loader:
+                    for bad in batch["bad"]:
+                        if run.on_bad_image == "fail":
+                            raise InputFormatError(f"{bad['error']} (set features.on_bad_image: skip to leave it out)")
+                        skipped.append({"image_id": bad["image_id"], "path": bad["path"], "reason": bad["error"]})
+                    if batch["rows"]:
+                        boxes = ([torch.from_numpy(given[i]).to(dev) for i in batch["image_ids"]]
+                                 if given is not None else None)
+                        outputs = detector(batch["images"].to(dev, non_blocking=True), batch["image_sizes"].to(dev),
+                                           batch["scales"].to(dev), given_boxes=boxes,
+                                           original_sizes=batch["original_hw"].to(dev))
+                        partial.write(np.asarray(batch["rows"]), _rows_to_arrays(outputs, batch, layout))
+                        computed += len(batch["rows"])
+                    bar.update(len(batch["rows"]) + len(batch["bad"]))
+                    if after_batch is not None:
+                        after_batch(int(partial.done.sum()))
+        seconds = time.perf_counter() - started
+        final_attrs = {"skipped_images": skipped, "on_bad_image": run.on_bad_image,
+                       "precision": run.precision, "device": dev.type}
+        partial.finalize(final_attrs)
+    finally:
+        partial.close()
+    if run.on_bad_image == "skip":
+        write_skipped_manifest(out, skipped)
+    return {"out": str(out), "images": len(mine), "computed": computed, "skipped": len(skipped),
+            "seconds": round(seconds, 3), "images_per_s": round(computed / seconds, 3) if seconds > 0 else None}
+
+
+def extract_command(out: str | Path, weights: str, config: Mapping, *, image_dirs: Sequence[str] | None = None,
+                    dialogs: str | None = None, boxes: str | None = None, shard: str = "0/1",
+                    device: str = "auto") -> dict:
+    """`visdial-lg extract`: list the images (folders, or the dialogs' images in folders), then extract."""
+    from ..config import section
+    from .images import images_of_dialogs, list_image_folders, parse_shard
+
+    features = section(config, "features")
+    entries = images_of_dialogs(dialogs, image_dirs) if dialogs else list_image_folders(image_dirs)
+    return extract_features(entries, out, features, weights, device=device, boxes_path=boxes,
+                            shard=parse_shard(shard))
