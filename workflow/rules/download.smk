@@ -19,7 +19,7 @@ rule download:
             if config["sources"][w.source].get(key)
         ),
     localrule: True
-    retries: 2
+    retries: 1
     resources:
         net=1,
     conda:
