@@ -24,7 +24,7 @@ def _losses(run_dir):
 
 def test_two_process_torchrun_matches_one_process(tmp_path):
     paths = write_tiny_dataset(tmp_path / "data", dialogs=4)
-    config = tiny_config(epochs=2, batch_size=2)
+    config = tiny_config(epochs=1, batch_size=2)
     config["model"]["dropout"] = 0.0  # per-rank dropout streams differ by design
     inputs = TrainInputs(paths["tokens"], paths["features"], paths["vocab"])
     single = train(RUN, inputs, tmp_path / "one", config, device="cpu")
@@ -39,7 +39,7 @@ def test_two_process_torchrun_matches_one_process(tmp_path):
     assert done.stdout.count("wrote") == 1  # only rank 0 writes
 
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
-    assert [s for s, _, _ in one] == [s for s, _, _ in two] == [1, 2, 3, 4]
+    assert [s for s, _, _ in one] == [s for s, _, _ in two] == [1, 2]
     for (_, loss1, lr1), (_, loss2, lr2) in zip(one, two):
         assert abs(loss1 - loss2) <= 1e-5 * abs(loss1) and lr1 == lr2
     a, b = load_checkpoint(single)["model"], load_checkpoint(tmp_path / "two" / FINAL_NAME)["model"]

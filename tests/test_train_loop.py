@@ -39,8 +39,8 @@ def _kill_after(epoch):
     return hook
 
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
-    config = tiny_config(epochs=3)  # 4 dialogs, batch 2: 2 steps an epoch
+def test_resume_after_kill_equals_uninterrupted(tmp_path, data, capsys):
+    config = tiny_config(epochs=2)  # 4 dialogs, batch 2: 2 steps an epoch; lr decays at epoch 2
     straight = train(RUN, data, tmp_path / "straight", config, device="cpu")
 
     out = tmp_path / "resumed"
@@ -49,7 +49,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
     assert load_checkpoint(out / RESUME_NAME)["epoch"] == 1 and not (out / FINAL_NAME).exists()
     with open(out / "log.csv", "a") as f:  # a row of the killed, unfinished epoch 2
         f.write("2,1,3,0.001,9.9,9.9,,9.9,1.0\n")
-    resumed = train(RUN, data, out, config, device="cpu")
+    # Loader workers do not change the result (a neutral key: the state is resumed).
+    resumed = train(RUN, data, out, tiny_config(epochs=2, num_workers=1), device="cpu")
+    assert "resuming" in capsys.readouterr().out
 
     a, b = load_checkpoint(straight)["model"], load_checkpoint(resumed)["model"]
     assert a.keys() == b.keys()
@@ -58,8 +60,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
     assert not (out / RESUME_NAME).exists()  # removed once the final checkpoint exists
     log = _read_log(out / "log.csv")
     assert log == _read_log(tmp_path / "straight" / "log.csv")
-    assert [int(r["epoch"]) for r in log] == [1, 1, 2, 2, 3, 3]  # log_every 1
-    assert all(math.isfinite(float(r["loss"])) for r in log)
+    assert [(int(r["epoch"]), int(r["step"])) for r in log] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert all(math.isfinite(float(r["loss"])) and float(r["ground_loss"]) >= 0 for r in log)
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
 
@@ -100,13 +102,9 @@ def test_changed_config_does_not_resume(tmp_path, data, capsys):
     out = tmp_path / "run"
     with pytest.raises(Killed):
         train(RUN, data, out, tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
-    train(RUN, data, out, tiny_config(epochs=2, lr=2e-3), device="cpu")
+    train(RUN, data, out, tiny_config(epochs=1, lr=2e-3), device="cpu")
     assert "training from scratch" in capsys.readouterr().out
-    # A neutral key (num_workers) does not prevent resuming.
-    with pytest.raises(Killed):
-        train(RUN, data, tmp_path / "b", tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
-    train(RUN, data, tmp_path / "b", tiny_config(epochs=2, num_workers=1, log_every=7), device="cpu")
-    assert "resuming" in capsys.readouterr().out
+    assert [r["epoch"] for r in _read_log(out / "log.csv")] == ["1", "1"]
 
 
 def test_bad_inputs_name_the_culprit(tmp_path, data):
