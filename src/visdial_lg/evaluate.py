@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
 from .training.checkpoint import load_trained_model
 
 GROUNDINGS = ("prior", "mean", "random", "oracle")
+NUM_OPTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,24 @@ def file_sha256(path: Path) -> str:
 
 
 def load_test_answers(path: Path) -> dict[int, dict]:
-    """image_id -> {round_id, gt_index, gt_relevance} of the last round (held back)."""
+    """image_id -> {round_id, gt_index, gt_relevance[100]} of the last round (held back)."""
     try:
         entries = json.loads(Path(path).read_text())
-        return {int(e["image_id"]): e for e in entries}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputFormatError(f"{path}: not a test answer file ({e})") from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputFormatError(f"cannot read the held-back test answers {path}: {e}") from e
+    answers = {}
+    for i, entry in enumerate(entries if isinstance(entries, list) else [None]):
+        try:
+            image_id = int(entry["image_id"])
+            answers[image_id] = {"round_id": int(entry["round_id"]), "gt_index": int(entry["gt_index"]),
+                                 "gt_relevance": [float(v) for v in entry["gt_relevance"]]}
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputFormatError(f"{path}: entry {i} is not {{image_id, round_id, gt_index, gt_relevance}} "
+                                   f"({type(e).__name__}: {e})") from e
+        if not 0 <= answers[image_id]["gt_index"] < NUM_OPTIONS or len(entry["gt_relevance"]) != NUM_OPTIONS:
+            raise InputFormatError(f"{path}: entry {i} (image {image_id}) needs gt_index in 0..{NUM_OPTIONS - 1} "
+                                   f"and {NUM_OPTIONS} relevance values")
+    return answers
 
 
 def _last_round(tensor: torch.Tensor, num_rounds: torch.Tensor) -> torch.Tensor:
@@ -128,18 +142,31 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
         "dialogs": len(dataset),
         "checkpoint": str(inputs.checkpoint),
         "checkpoint_sha256": file_sha256(Path(inputs.checkpoint)),
-        "scored_by": "held-back answers" if (inputs.split != "test" or answers) else "EvalAI (submit the file)",
+        "scored_by": _scored_by(inputs.split, answers is not None),
     }
     if inputs.split == "test" and inputs.submission is not None:
         _write_json(inputs.submission, submission)
         result["submission"] = str(inputs.submission)
     out = Path(out)
-    ranks_path = out.with_suffix(".ranks.npz")
-    np.savez_compressed(ranks_path, image_id=np.concatenate(image_ids),
+    ranks_path = ranks_file(out)
+    tmp = ranks_path.with_name(ranks_path.name + ".tmp.npz")
+    np.savez_compressed(tmp, image_id=np.concatenate(image_ids),
                         **{name: np.concatenate(r) for name, r in scorer.ranks.items()})
-    result["ranks"] = str(ranks_path)
+    os.replace(tmp, ranks_path)
+    result["ranks"] = ranks_path.name  # next to the metrics JSON
     _write_json(out, result)
     return result
+
+
+def ranks_file(metrics_json: str | Path) -> Path:
+    """Where the ranks of an evaluation lie: `<split>_<variant>.ranks.npz` next to its JSON."""
+    return Path(metrics_json).with_suffix(".ranks.npz")
+
+
+def _scored_by(split: str, have_answers: bool) -> str:
+    if split != "test":
+        return "ground truth"
+    return "held-back test answers, scored as the EvalAI server" if have_answers else "EvalAI (submit the file)"
 
 
 def _primary(spec) -> str:
@@ -172,9 +199,12 @@ def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
                                "ranks": ranks[b].tolist()})
     if answers is None:
         return
-    missing = [i for i in image_ids if i not in answers]
-    if missing:
-        raise InputFormatError(f"the held-back test answers have no entry for image id {missing[0]}")
+    for b, image_id in enumerate(image_ids):
+        if image_id not in answers:
+            raise InputFormatError(f"the held-back test answers have no entry for image id {image_id}")
+        if answers[image_id]["round_id"] != int(batch["num_rounds"][b]):
+            raise InputFormatError(f"held-back test answer of image {image_id} is for round "
+                                   f"{answers[image_id]['round_id']}, the dialog's last round is {int(batch['num_rounds'][b])}")
     gt = torch.tensor([int(answers[i]["gt_index"]) for i in image_ids])  # [B]
     relevance = torch.tensor([answers[i]["gt_relevance"] for i in image_ids], dtype=torch.float32)  # [B, O]
     scorer.observe(name, ranks, last, gt, relevance)
@@ -184,5 +214,16 @@ def _write_json(path: str | Path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(json.dumps(_finite_or_null(obj), indent=1, allow_nan=False))
     os.replace(tmp, path)
+
+
+def _finite_or_null(obj):
+    """NaN metrics (nothing to score) become null: the file stays strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_null(v) for v in obj]
+    return obj

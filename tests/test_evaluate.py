@@ -1,0 +1,248 @@
+"""`visdial-lg evaluate` on tiny trained checkpoints: val metrics (+ NDCG), the test split's
+EvalAI submission, held-back test answers scored as the server would, grounding variants,
+saved ranks. The helpers at the top are shared with the table/human-eval/figure tests:
+two tiny runs are trained once per session (one optimiser step each)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from test_train_support import O, R, tiny_config, write_tiny_dataset
+from visdial_lg.errors import InputFormatError
+from visdial_lg.evaluate import EvalInputs, evaluate, load_test_answers, ranks_file
+from visdial_lg.metrics import ndcg
+
+LTMI, LG = "v1.0-ltmi-gen", "v1.0-lg_attn_kl-multi"
+DIALOGS = 2
+TEST_ROUNDS = [3, 10]  # test dialogs end at varied rounds
+
+
+def _with_dense(src: Path, dst: Path) -> Path:
+    """The tiny train tokens as a val split with dense annotations (round 2 of each dialog)."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "a") as f:
+        f.attrs["split"] = "val"
+        d = f["image_id"].shape[0]
+        f["dense_round"] = np.full(d, 2, np.int16)
+        relevance = np.zeros((d, O), np.float32)
+        relevance[:, :10] = np.linspace(1.0, 0.1, 10)
+        f["gt_relevance"] = relevance
+    return dst
+
+
+def _as_test(src: Path, dst: Path) -> tuple[Path, list[dict]]:
+    """The tiny tokens as a test split (VisDial test layout: answers before the last round,
+    options and no answer on the last) and its held-back answers."""
+    shutil.copy(src, dst)
+    held_back = []
+    with h5py.File(dst, "a") as f:
+        f.attrs["split"] = "test"
+        answer, options, gt = f["answer"][:], f["answer_options"][:], f["gt_index"][:]
+        question = f["question"][:]
+        for d, rounds in enumerate(TEST_ROUNDS):
+            last = rounds - 1
+            held_back.append({"image_id": int(f["image_id"][d]), "round_id": rounds, "gt_index": int(gt[d, last]),
+                              "gt_relevance": [1.0 if i == gt[d, last] else (0.5 if i < 3 else 0.0)
+                                               for i in range(O)]})
+            question[d, rounds:] = -1
+            answer[d, last:] = -1
+            options[d, :last] = -1
+            options[d, rounds:] = -1
+        f["num_rounds"][:] = TEST_ROUNDS
+        f["question"][:], f["answer"][:], f["answer_options"][:] = question, answer, options
+        f["gt_index"][:] = -1
+    return dst, held_back
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_runs(base: Path) -> dict:
+    """Train LTMI (gen) and LTMI-LG (multi) for one step on two dialogs; returns their
+    checkpoints and the val/test tokens, features and vocabulary."""
+    from visdial_lg.train import TrainInputs, train
+
+    paths = write_tiny_dataset(base / "data", dialogs=DIALOGS)
+    inputs = TrainInputs(tokens=paths["tokens"], features=paths["features"], vocab=paths["vocab"])
+    config = tiny_config(epochs=1, batch_size=2)
+    out = dict(paths, val=_with_dense(paths["tokens"], base / "data" / "val.h5"))
+    out["test"], held_back = _as_test(paths["tokens"], base / "data" / "test.h5")
+    out["test_answers"] = base / "data" / "test_answers.json"
+    out["test_answers"].write_text(json.dumps(held_back))
+    out["checkpoints"] = {run: train(run, inputs, base / run, config, device="cpu") for run in (LTMI, LG)}
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def evaluated(base: Path, run: str, split: str = "val", grounding: str = "prior", oracle: Path | None = None) -> dict:
+    """Evaluate once per session; returns the metrics JSON as written."""
+    runs = tiny_runs(base)
+    out = base / run / f"{split}_{grounding}.json"
+    test = split == "test"
+    inputs = EvalInputs(checkpoint=runs["checkpoints"][run], tokens=runs[split], features=runs["features"],
+                        split=split, grounding=grounding, oracle=oracle,
+                        test_answers=runs["test_answers"] if test else None,
+                        submission=base / "submissions" / f"{run}_test.json" if test else None)
+    evaluate(inputs, out, batch_size=2)
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="session")
+def runs_base(tmp_path_factory) -> Path:
+    base = tmp_path_factory.getbasetemp() / "tiny_runs"
+    base.mkdir(exist_ok=True)
+    return base
+
+
+def _in_range(metrics: dict) -> None:
+    for key in ("r1", "r5", "r10", "mrr"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert 1.0 <= metrics["mean"] <= O
+    assert metrics["r1"] <= metrics["r5"] <= metrics["r10"]
+    assert metrics["mrr"] >= metrics["r1"]
+
+
+# ----------------------------------------------------------------------------- val
+
+
+def test_val_metrics_of_every_decoder_with_ndcg(runs_base):
+    result = evaluated(runs_base, LG)
+    assert result["run"] == LG and result["split"] == "val" and result["grounding"] == "prior"
+    assert result["primary"] == "gen" and set(result["decoders"]) == {"disc", "gen", "avg"}
+    for metrics in result["decoders"].values():
+        assert metrics["count"] == DIALOGS * R  # every round of every dialog
+        _in_range(metrics)
+        assert 0.0 < metrics["ndcg"] <= 1.0 and metrics["ndcg_count"] == DIALOGS
+    assert len(result["checkpoint_sha256"]) == 64 and result["scored_by"] == "ground truth"
+
+
+def test_val_ranks_are_saved_next_to_the_metrics(runs_base):
+    result = evaluated(runs_base, LTMI)
+    path = ranks_file(runs_base / LTMI / "val_prior.json")
+    assert result["ranks"] == path.name
+    with np.load(path) as ranks:
+        assert set(ranks.files) == {"image_id", "gen"}
+        assert ranks["gen"].shape == (DIALOGS, R, O)
+        assert (np.sort(ranks["gen"], axis=-1) == np.arange(1, O + 1)).all()  # a permutation per round
+        with h5py.File(tiny_runs(runs_base)["val"]) as f:
+            assert (ranks["image_id"] == f["image_id"][:]).all()
+
+
+def test_ndcg_is_absent_without_dense_annotations(runs_base, tmp_path):
+    runs = tiny_runs(runs_base)
+    inputs = EvalInputs(runs["checkpoints"][LTMI], runs["tokens"], runs["features"], "val")
+    result = evaluate(inputs, tmp_path / "val_prior.json", batch_size=2)
+    assert "ndcg" not in result["decoders"]["gen"]
+
+
+@pytest.mark.parametrize("variant", ["mean", "random", "oracle"])
+def test_grounding_variants_run_and_change_the_scores(runs_base, variant, tmp_path_factory):
+    oracle = None
+    if variant == "oracle":  # round 1 of each image refers to the first two regions
+        with h5py.File(tiny_runs(runs_base)["features"]) as f:
+            entries = [{"image_id": int(i), "round_id": 1, "boxes": f["boxes"][n, :2].tolist()}
+                       for n, i in enumerate(f["image_id"][:])]
+        oracle = tmp_path_factory.mktemp("oracle") / "grounding.json"
+        oracle.write_text(json.dumps(entries))
+    result = evaluated(runs_base, LTMI, grounding=variant, oracle=oracle)
+    assert result["grounding"] == variant
+    _in_range(result["decoders"]["gen"])
+    with np.load(ranks_file(runs_base / LTMI / f"val_{variant}.json")) as ranks, \
+            np.load(ranks_file(runs_base / LTMI / "val_prior.json")) as prior:
+        changed = (ranks["gen"] != prior["gen"]).any(axis=-1)  # [D, R]
+    if variant == "oracle":  # only the annotated round gets another distribution
+        assert changed[:, 0].any() and not changed[:, 1:].any()
+    else:
+        assert changed.any()
+
+
+def test_oracle_without_annotations_is_refused(runs_base):
+    runs = tiny_runs(runs_base)
+    inputs = EvalInputs(runs["checkpoints"][LTMI], runs["val"], runs["features"], "val", grounding="oracle")
+    with pytest.raises(InputFormatError, match="--oracle"):
+        evaluate(inputs, runs_base / "unused.json")
+
+
+# ---------------------------------------------------------------------------- test
+
+
+def test_test_split_gives_the_evalai_submission(runs_base):
+    result = evaluated(runs_base, LG, split="test")
+    submission = json.loads(Path(result["submission"]).read_text())
+    with h5py.File(tiny_runs(runs_base)["test"]) as f:
+        image_ids = f["image_id"][:].tolist()
+    assert [e["image_id"] for e in submission] == image_ids
+    assert [e["round_id"] for e in submission] == TEST_ROUNDS  # round_id = num_rounds
+    for entry in submission:
+        assert set(entry) == {"image_id", "round_id", "ranks"}
+        assert sorted(entry["ranks"]) == list(range(1, O + 1))
+    with np.load(ranks_file(runs_base / LG / "test_prior.json")) as ranks:
+        assert ranks["gen"].shape == (DIALOGS, O)  # the submission follows the primary decoder
+        assert ranks["gen"].tolist() == [e["ranks"] for e in submission]
+
+
+def test_held_back_test_answers_are_scored_as_the_server(runs_base):
+    result = evaluated(runs_base, LG, split="test")
+    assert result["scored_by"].startswith("held-back test answers")
+    held_back = json.loads(tiny_runs(runs_base)["test_answers"].read_text())
+    submission = json.loads(Path(result["submission"]).read_text())
+    # by hand: the rank each submission gives the held-back answer
+    gt_ranks = [entry["ranks"][answer["gt_index"]] for entry, answer in zip(submission, held_back)]
+    gen = result["decoders"]["gen"]
+    assert gen["count"] == DIALOGS
+    assert gen["mean"] == pytest.approx(np.mean(gt_ranks))
+    assert gen["mrr"] == pytest.approx(np.mean([1 / r for r in gt_ranks]))
+    assert gen["r10"] == pytest.approx(np.mean([r <= 10 for r in gt_ranks]))
+    relevance = torch.tensor([answer["gt_relevance"] for answer in held_back])
+    by_hand = ndcg(-torch.tensor([entry["ranks"] for entry in submission], dtype=torch.float64), relevance)
+    assert gen["ndcg"] == pytest.approx(by_hand["ndcg"]) and gen["ndcg_count"] == DIALOGS
+
+
+def test_test_without_answers_leaves_scoring_to_evalai(runs_base, tmp_path):
+    runs = tiny_runs(runs_base)
+    inputs = EvalInputs(runs["checkpoints"][LTMI], runs["test"], runs["features"], "test",
+                        submission=tmp_path / "sub.json")
+    result = evaluate(inputs, tmp_path / "test_prior.json", batch_size=2)
+    assert result["decoders"] == {} and result["scored_by"].startswith("EvalAI")
+    assert len(json.loads((tmp_path / "sub.json").read_text())) == DIALOGS
+    assert json.loads((tmp_path / "test_prior.json").read_text())["submission"] == str(tmp_path / "sub.json")
+
+
+@pytest.mark.parametrize("damage, culprit", [
+    (lambda e: e.pop("gt_relevance"), "entry 0 is not"),
+    (lambda e: e.update(gt_index=100), "gt_index in 0..99"),
+    (lambda e: e.update(round_id=1), "is for round 1"),
+])
+def test_malformed_held_back_answers_name_the_culprit(runs_base, tmp_path, damage, culprit):
+    runs = tiny_runs(runs_base)
+    entries = json.loads(runs["test_answers"].read_text())
+    damage(entries[0])
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps(entries))
+    inputs = EvalInputs(runs["checkpoints"][LTMI], runs["test"], runs["features"], "test", test_answers=path)
+    with pytest.raises(InputFormatError, match=culprit) as error:
+        evaluate(inputs, tmp_path / "out.json", batch_size=2)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_metrics_json_is_strict_json(runs_base):
+    evaluated(runs_base, LG)
+    text = (runs_base / LG / "val_prior.json").read_text()
+    assert "NaN" not in text and all(math.isfinite(v) for d in json.loads(text)["decoders"].values() for v in d.values())
+
+
+def test_load_test_answers_reads_the_demo_layout(tmp_path):
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps([{"image_id": 5, "round_id": 4, "gt_index": 3, "gt_relevance": [0.0] * O}]))
+    assert load_test_answers(path)[5]["round_id"] == 4
+    path.write_text("{not json")
+    with pytest.raises(InputFormatError, match="answers.json"):
+        load_test_answers(path)
