@@ -55,15 +55,21 @@ def _singular(word: str, known: set[str]) -> str:
 
 
 def named_categories(tokens: list[str], phrases: dict[tuple[str, ...], str]) -> set[str]:
-    """Categories named in a token sequence (unigrams and bigrams; plural -s/-es)."""
+    """Categories named in a token sequence. Plural -s/-es is accepted; the longest phrase
+    wins at each position, so "hot dog" names a hot dog, not a dog."""
     known = {w for p in phrases for w in p}
     words = [_singular(t.lower(), known) for t in tokens]
-    found = set()
-    for n in (1, 2):
-        for i in range(len(words) - n + 1):
+    longest = max(map(len, phrases), default=0)
+    found, i = set(), 0
+    while i < len(words):
+        for n in range(min(longest, len(words) - i), 0, -1):
             name = phrases.get(tuple(words[i: i + n]))
             if name:
                 found.add(name)
+                i += n
+                break
+        else:
+            i += 1
     return found
 
 
@@ -134,7 +140,7 @@ def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path
     if count == 0:
         raise InputFormatError(f"no annotated round of {tokens} overlaps a region: cannot measure grounding")
     chosen = sorted(random.Random(seed).sample(range(count), min(samples, count)))
-    result = {"run": spec.run_id, "annotations": source, "count": len(chosen), "top": TOP,
+    result = {"run": spec.run_id, "annotations": source, "eligible": count, "count": len(chosen), "top": TOP,
               **{name: float(np.mean([values[i] for i in chosen])) for name, values in hits.items()}}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
