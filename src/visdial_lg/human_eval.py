@@ -1,15 +1,18 @@
 """Human evaluation (paper Table 7): a blinded sheet, then M1/M2 from judgments.
 
-For sampled val dialogs, the last round's human answer and the top-ranked
-answers of LTMI and LTMI-LG (generative decoder) are shown in random order with
-the dialog so far. Three people judge each response:
-  * `human_generated` (0/1): do they think a human wrote it;
-  * `better_or_equal` (0/1): is it at least as good as the human answer.
+As the paper (after Wu et al. 2018): for sampled val dialogs, the last round's
+human answer and the top-ranked answers of LTMI and LTMI-LG (generative decoder)
+are shown, in random order per item, with the dialog so far. Three people judge
+each response:
+  * `human_generated` (0/1): do they think a human wrote it (judged blind, with
+    the sheet's last column, the human answer, hidden);
+  * `better_or_equal` (0/1): is it at least as good as the human answer (judged
+    afterwards, with that column shown).
 M1 = % of a model's responses that at least 2 of 3 judges call human-generated;
 M2 = % that at least 2 of 3 judge better than or equal to the human answer.
 
 Judgments file (CSV): `item,response,annotator,human_generated,better_or_equal`,
-one line per judge and response (A/B/C), as filled in from the sheet.
+one line per judge and response (A/B/C) of the sheet.
 """
 
 from __future__ import annotations
@@ -27,27 +30,38 @@ from .data.vocab import Vocabulary
 from .errors import InputFormatError
 
 SYSTEMS = {"ltmi": "LTMI", "lg": "LTMI-LG"}
+LETTERS = "ABC"
+SHEET_HEADER = ["item", "image_id", "dialog so far", "question", "response A", "response B", "response C",
+                "human answer (hide while judging human_generated)"]
+JUDGMENT_FIELDS = ["item", "response", "annotator", "human_generated", "better_or_equal"]
 
 
-def _text(vocab: Vocabulary, pool, lengths, index) -> str:
+def answer_text(vocab: Vocabulary, pool, lengths, index) -> str:
+    """The words of row `index` of a token pool ("" for -1 = none)."""
     return " ".join(vocab.to_words(pool[index, : lengths[index]])) if index >= 0 else ""
 
 
-def _top_answer(ranks_path: Path, key: str = "gen") -> tuple[np.ndarray, np.ndarray]:
-    with np.load(ranks_path) as data:
-        if key not in data:
-            raise InputFormatError(f"{ranks_path}: no '{key}' ranks")
-        return data["image_id"], data[key].argmin(-1)  # [D], [D, R] option ranked first
+def top_answers(metrics_json: Path, decoder: str = "gen") -> tuple[np.ndarray, np.ndarray]:
+    """From an evaluation's saved ranks: (image ids [D], the option ranked first [D, R])."""
+    try:
+        ranks_name = json.loads(Path(metrics_json).read_text())["ranks"]
+    except (OSError, json.JSONDecodeError, KeyError) as e:
+        raise InputFormatError(f"{metrics_json}: not an evaluation with saved ranks ({e})") from e
+    path = Path(metrics_json).parent / ranks_name
+    try:
+        with np.load(path) as data:
+            if decoder not in data or data[decoder].ndim != 3:
+                raise InputFormatError(f"{path}: no per-round '{decoder}' ranks (a val evaluation is needed)")
+            return data["image_id"], data[decoder].argmin(-1)
+    except OSError as e:
+        raise InputFormatError(f"cannot read the ranks {path}: {e}") from e
 
 
 def write_sheet(evaluations: dict[str, Path], tokens: Path, vocab_path: Path, sheet: Path, key: Path,
                 samples: int, seed: int = 0) -> None:
     """evaluations: {"ltmi": metrics JSON, "lg": metrics JSON} of val with saved ranks."""
     vocab = Vocabulary.load(vocab_path)
-    top = {}
-    for system, path in evaluations.items():
-        ranks_path = Path(json.loads(Path(path).read_text())["ranks"])
-        top[system] = _top_answer(ranks_path)
+    top = {system: top_answers(path) for system, path in evaluations.items()}
     with h5py.File(tokens, "r") as f:
         q_pool, q_len = f["question_tokens"][:], f["question_len"][:]
         a_pool, a_len = f["answer_tokens"][:], f["answer_len"][:]
@@ -63,41 +77,70 @@ def write_sheet(evaluations: dict[str, Path], tokens: Path, vocab_path: Path, sh
     for item, d in enumerate(dialogs, start=1):
         r = int(num_rounds[d]) - 1
         history = [" ".join(vocab.to_words(c_tok[d, : c_len[d]]))] + [
-            f"Q: {_text(vocab, q_pool, q_len, questions[d, j])} A: {_text(vocab, a_pool, a_len, answers[d, j])}"
+            f"Q: {answer_text(vocab, q_pool, q_len, questions[d, j])} A: {answer_text(vocab, a_pool, a_len, answers[d, j])}"
             for j in range(r)
         ]
-        responses = {"human": _text(vocab, a_pool, a_len, answers[d, r])}
+        responses = {"human": answer_text(vocab, a_pool, a_len, answers[d, r])}
         for system, (_, best) in top.items():
-            responses[system] = _text(vocab, a_pool, a_len, options[d, r, best[d, r]])
+            responses[system] = answer_text(vocab, a_pool, a_len, options[d, r, best[d, r]])
         order = list(responses)
         rng.shuffle(order)
-        keys[str(item)] = dict(zip("ABC", order))
-        rows.append([item, int(image_ids[d]), " | ".join(history), _text(vocab, q_pool, q_len, questions[d, r]),
-                     *(responses[name] for name in order)])
+        keys[str(item)] = dict(zip(LETTERS, order))
+        rows.append([item, int(image_ids[d]), " | ".join(history), answer_text(vocab, q_pool, q_len, questions[d, r]),
+                     *(responses[name] for name in order), responses["human"]])
     sheet.parent.mkdir(parents=True, exist_ok=True)
     with open(sheet, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["item", "image_id", "dialog so far", "question", "response A", "response B", "response C"])
+        writer.writerow(SHEET_HEADER)
         writer.writerows(rows)
     key.write_text(json.dumps(keys, indent=1))
 
 
-def score_judgments(key_path: Path, judgments_path: Path) -> dict[str, dict[str, float]]:
-    """{system: {"M1": %, "M2": %}} from the filled-in judgments."""
-    keys = json.loads(Path(key_path).read_text())
-    votes = defaultdict(lambda: [0, 0, 0])  # (item, response) -> [judges, human, better]
+def _binary(row: dict, field: str, where: str) -> int:
+    value = (row.get(field) or "").strip()
+    if value not in ("0", "1"):
+        raise InputFormatError(f"{where}: {field} must be 0 or 1, got {value!r}")
+    return int(value)
+
+
+def read_judgments(path: Path, keys: dict) -> dict[tuple[str, str], list[int]]:
+    """(item, letter) -> [judges, human-generated votes, better-or-equal votes]."""
+    votes: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    seen = set()
     try:
-        with open(judgments_path, newline="") as f:
-            for line, row in enumerate(csv.DictReader(f), start=2):
-                try:
-                    vote = votes[(str(int(row["item"])), row["response"].strip().upper())]
-                    vote[0] += 1
-                    vote[1] += int(row["human_generated"])
-                    vote[2] += int(row["better_or_equal"])
-                except (KeyError, ValueError, TypeError) as e:
-                    raise InputFormatError(f"{judgments_path}, line {line}: {e!r}") from e
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in JUDGMENT_FIELDS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputFormatError(f"{path}: header lacks {', '.join(missing)} (expected {','.join(JUDGMENT_FIELDS)})")
+            for line, row in enumerate(reader, start=2):
+                where = f"{path}, line {line}"
+                item, letter = (row["item"] or "").strip(), (row["response"] or "").strip().upper()
+                if item not in keys:
+                    raise InputFormatError(f"{where}: item {item!r} is not on the sheet")
+                if letter not in LETTERS:
+                    raise InputFormatError(f"{where}: response must be A, B or C, got {row['response']!r}")
+                judge = (item, letter, (row["annotator"] or "").strip())
+                if judge in seen:
+                    raise InputFormatError(f"{where}: annotator {judge[2]!r} judged item {item} response {letter} twice")
+                seen.add(judge)
+                vote = votes[(item, letter)]
+                vote[0] += 1
+                vote[1] += _binary(row, "human_generated", where)
+                vote[2] += _binary(row, "better_or_equal", where)
     except FileNotFoundError as e:
-        raise InputFormatError(f"human judgments not found: {judgments_path}") from e
+        raise InputFormatError(f"human judgments not found: {path}") from e
+    return votes
+
+
+def score_judgments(key_path: Path, judgments_path: Path) -> dict[str, dict[str, float]]:
+    """{system: {"M1": %, "M2": %, "items": n}} over the items whose response was judged;
+    a response counts when a majority of its judges (2 of 3) say so."""
+    try:
+        keys = json.loads(Path(key_path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputFormatError(f"cannot read the human-evaluation key {key_path}: {e}") from e
+    votes = read_judgments(judgments_path, keys)
     result = {}
     for system in SYSTEMS:
         m1 = m2 = n = 0
@@ -117,6 +160,8 @@ def score_judgments(key_path: Path, judgments_path: Path) -> dict[str, dict[str,
 
 
 def table7_rows(key_path: Path, judgments_path: Path | None, sheet: Path) -> list[tuple]:
+    """Table 7's reproduced rows: M1/M2 of LTMI and LTMI-LG, or empty cells and where
+    the sheet waits for judges."""
     if not judgments_path:
         note = f"awaiting judgments: fill in {sheet} and set evaluate.human_judgments"
         return [("Method 1 (M1)", [None, None], note), ("Method 2 (M2)", [None, None], note)]
