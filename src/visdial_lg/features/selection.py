@@ -1,0 +1,92 @@
+"""Which regions of an image are kept, and what is saved for them (BUTD
+`generate_tsv.py:get_detections_from_im`, as LTMI runs it; reference/features.md §1.6).
+
+1. For every object class c (background excluded): greedy NMS (+1 IoU, threshold
+   `class_nms`) over the proposals ranked by P(c); a proposal's `max_conf` is its
+   highest P(c) over the classes where it survives.
+2. Keep proposals with max_conf >= conf_thresh; fewer than min_boxes -> the top
+   min_boxes by max_conf; more than max_boxes -> the top max_boxes.
+3. Features and `proposal_boxes` are the proposals'; the class is the arg-max
+   object class, `boxes` its class-specific regression (decoded in original pixels).
+
+Step 1 runs the 1600 NMS problems at once: all classes share the proposal boxes,
+hence one [R, R] overlap matrix, stored as bit sets; a scan over ranks t = 0..R-1
+decides, for every class in parallel, whether the proposal at rank t is already
+suppressed, and if kept, ORs its overlap bits into its class's suppressed set.
+(torchvision's batched_nms would see R x 1600 boxes and fall back to a Python
+loop over classes.)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .anchors import clip_boxes, decode_boxes, pairwise_iou
+
+
+def _pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """[..., R] bool -> [..., ceil(R / 32)] int64 holding 32 flags per word (the sign bit stays unused)."""
+    R = mask.shape[-1]
+    words = (R + BITS - 1) // BITS
+    padded = torch.nn.functional.pad(mask, (0, words * BITS - R)).view(*mask.shape[:-1], words, BITS)
+    powers = torch.bitwise_left_shift(torch.ones(BITS, dtype=torch.int64, device=mask.device),
+                                      torch.arange(BITS, device=mask.device))
+    return (padded.long() * powers).sum(-1)
+
+
+BITS = 32
+
+
+def max_class_confidence(boxes: torch.Tensor, class_prob: torch.Tensor, valid: torch.Tensor,
+                         iou_threshold: float) -> torch.Tensor:
+    """boxes [B, R, 4]; class_prob [B, R, C] object classes only; valid [B, R] (False = padding).
+    Returns max_conf [B, R] (0 for padding, and for a box suppressed in every class)."""
+    B, R, C = class_prob.shape
+    device = boxes.device
+    # Padding ranks after every real proposal (probabilities are >= 0), so it never suppresses one.
+    ranked_prob = class_prob.float().masked_fill(~valid.unsqueeze(-1), -1.0).transpose(1, 2).contiguous()  # [B, C, R]
+    order = ranked_prob.argsort(dim=-1, descending=True, stable=True)  # [B, C, R] proposal at rank t
+    overlap = _pack_bits(pairwise_iou(boxes, boxes) > iou_threshold)  # [B, R, W] bit j: IoU(i, j) > thr
+    suppressed = torch.zeros(B, C, overlap.shape[-1], dtype=torch.int64, device=device)  # [B, C, W]
+    kept_at_rank = torch.empty(B, C, R, dtype=torch.bool, device=device)  # [B, C, R]
+    batch = torch.arange(B, device=device).view(B, 1)
+    for t in range(R):
+        proposal = order[:, :, t]  # [B, C]
+        word = suppressed.gather(2, (proposal // BITS).unsqueeze(-1)).squeeze(-1)  # [B, C]
+        keep = torch.bitwise_right_shift(word, proposal % BITS).bitwise_and(1) == 0  # [B, C]
+        kept_at_rank[:, :, t] = keep
+        # A kept proposal suppresses, in its class, every proposal it overlaps.
+        suppressed.bitwise_or_(overlap[batch, proposal] * keep.unsqueeze(-1))
+    survives = torch.zeros(B, C, R, dtype=torch.bool, device=device).scatter_(2, order, kept_at_rank)
+    survives = survives.transpose(1, 2) & valid.unsqueeze(-1)  # [B, R, C]
+    return torch.where(survives, class_prob.float(), 0.0).amax(dim=-1)
+
+
+def select_regions(max_conf: torch.Tensor, conf_thresh: float, min_boxes: int, max_boxes: int) -> torch.Tensor:
+    """Indices of the kept proposals of one image (max_conf [R]), in BUTD's order: proposal
+    order when the threshold alone decides, otherwise by decreasing max_conf."""
+    keep = torch.nonzero(max_conf >= conf_thresh).flatten()
+    if min_boxes <= keep.numel() <= max_boxes:
+        return keep
+    ranked = max_conf.argsort(descending=True, stable=True)
+    return ranked[: min_boxes if keep.numel() < min_boxes else max_boxes]
+
+
+def describe_regions(boxes: torch.Tensor, pool5: torch.Tensor, class_prob: torch.Tensor, deltas: torch.Tensor,
+                     attr_prob: torch.Tensor, original_hw: tuple[int, int], top_attrs: int) -> dict[str, torch.Tensor]:
+    """Outputs for K chosen regions of one image. boxes [K, 4] the regions in original pixels;
+    pool5 [K, 2048]; class_prob [K, 1601]; deltas [K, 1601, 4]; attr_prob [K, 401]."""
+    boxes = boxes.float()
+    cls_scores, cls_indices = class_prob[:, 1:].max(dim=1)  # [K], 0-based over the 1600 objects
+    best_deltas = deltas.gather(1, (cls_indices + 1).view(-1, 1, 1).expand(-1, 1, 4)).squeeze(1)  # [K, 4]
+    refined = clip_boxes(decode_boxes(boxes, best_deltas), original_hw[0], original_hw[1])  # [K, 4]
+    attr_scores, attr_indices = attr_prob[:, 1:].topk(min(top_attrs, attr_prob.shape[1] - 1), dim=1)  # [K, A]
+    return {
+        "proposal_boxes": boxes,
+        "boxes": refined,
+        "features": pool5.float(),
+        "cls_indices": cls_indices.long(),
+        "cls_scores": cls_scores.float(),
+        "attr_indices": attr_indices.long(),
+        "attr_scores": attr_scores.float(),
+    }

@@ -1,0 +1,70 @@
+"""Region selection (BUTD generate_tsv) against a direct per-class-loop reference."""
+
+import torch
+
+from visdial_lg.features.anchors import nms
+from visdial_lg.features.selection import describe_regions, max_class_confidence, select_regions
+
+
+def _reference_max_conf(boxes, probs, iou):
+    """BUTD: for each class, NMS over the proposals; max_conf[keep] = max(max_conf, score)."""
+    max_conf = torch.zeros(boxes.shape[0])
+    for c in range(probs.shape[1]):
+        keep = nms(boxes, probs[:, c], iou)
+        max_conf[keep] = torch.maximum(max_conf[keep], probs[keep, c])
+    return max_conf
+
+
+def _random_case(generator, n, classes=40):
+    xy = torch.rand(n, 2, generator=generator) * 60
+    wh = torch.rand(n, 2, generator=generator) * 40 + 4
+    probs = (torch.randn(n, classes + 1, generator=generator) * 2).softmax(-1)
+    return torch.cat([xy, xy + wh], 1), probs[:, 1:]
+
+
+def test_vectorised_per_class_nms_equals_the_loop_over_classes_with_padding():
+    generator = torch.Generator().manual_seed(0)
+    cases = [_random_case(generator, n) for n in (17, 9, 1)]
+    R = 17
+    boxes = torch.zeros(3, R, 4)
+    probs = torch.zeros(3, R, 40)
+    valid = torch.zeros(3, R, dtype=torch.bool)
+    for i, (b, p) in enumerate(cases):
+        boxes[i, : len(b)], probs[i, : len(b)], valid[i, : len(b)] = b, p, True
+    for iou in (0.3, 0.5):
+        got = max_class_confidence(boxes, probs, valid, iou)
+        for i, (b, p) in enumerate(cases):
+            assert torch.equal(got[i, : len(b)], _reference_max_conf(b, p, iou))
+            assert (got[i, len(b):] == 0).all()
+
+
+def test_many_boxes_need_more_than_one_bitset_word():
+    generator = torch.Generator().manual_seed(1)
+    b, p = _random_case(generator, 70, classes=5)
+    got = max_class_confidence(b[None], p[None], torch.ones(1, 70, dtype=torch.bool), 0.3)[0]
+    assert torch.equal(got, _reference_max_conf(b, p, 0.3))
+
+
+def test_selection_threshold_then_min_max_clamp_in_butd_order():
+    conf = torch.tensor([0.1, 0.5, 0.05, 0.3, 0.9, 0.25])
+    # 4 pass 0.2, within [2, 5]: proposal order
+    assert select_regions(conf, 0.2, 2, 5).tolist() == [1, 3, 4, 5]
+    # too few pass: top min_boxes by max_conf
+    assert select_regions(conf, 0.6, 3, 5).tolist() == [4, 1, 3]
+    # too many pass: top max_boxes by max_conf
+    assert select_regions(conf, 0.0, 1, 2).tolist() == [4, 1]
+    # fewer proposals than min_boxes: all of them
+    assert select_regions(conf[:2], 0.9, 3, 5).tolist() == [1, 0]
+
+
+def test_describe_regions_uses_the_best_object_class_and_its_box_deltas():
+    boxes = torch.tensor([[10.0, 10.0, 29.0, 19.0]])
+    class_prob = torch.tensor([[0.5, 0.1, 0.3, 0.1]])  # background is most likely, class 1 (index 2) is best
+    deltas = torch.zeros(1, 4, 4)
+    deltas[0, 2] = torch.tensor([0.5, 0.0, 0.0, 0.0])  # shift by half the 20-pixel width
+    attr_prob = torch.tensor([[0.6, 0.1, 0.2, 0.05, 0.05]])
+    out = describe_regions(boxes, torch.ones(1, 2048), class_prob, deltas, attr_prob, (100, 100), top_attrs=2)
+    assert out["cls_indices"].tolist() == [1] and torch.allclose(out["cls_scores"], torch.tensor([0.3]))
+    assert torch.allclose(out["boxes"], torch.tensor([[20.0, 10.0, 40.0, 20.0]]))  # +1 decoding
+    assert out["attr_indices"].tolist() == [[1, 0]] and torch.allclose(out["attr_scores"], torch.tensor([[0.2, 0.1]]))
+    assert torch.equal(out["proposal_boxes"], boxes)
