@@ -166,16 +166,18 @@ def _human_eval_sheet(args):
 
 @command("table")
 def _table(args):
-    from .config import section
+    from .config import validate
     from .human_eval import table7_rows
     from .tables import render_table, write_csv
 
-    cfg = section(_config(args), "evaluate")
+    config = validate(_config(args))
+    cfg = config["evaluate"]
     human = None
     if args.n == 7:
         sheet, key = args.inputs[:2]
         human = table7_rows(key, cfg["human_judgments"], sheet)
-    write_csv(render_table(args.n, args.inputs, args.dataset, cfg["evalai_result"], human), args.out)
+    write_csv(render_table(args.n, args.inputs, args.dataset, cfg["evalai_result"], human,
+                           versions=tuple(config["versions"])), args.out)
 
 
 @command("tables-markdown")

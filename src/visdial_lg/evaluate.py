@@ -144,6 +144,8 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
         "checkpoint_sha256": file_sha256(Path(inputs.checkpoint)),
         "scored_by": _scored_by(inputs.split, answers is not None),
     }
+    if inputs.grounding == "oracle":
+        result["oracle_annotations"] = Path(inputs.oracle).name
     if inputs.split == "test" and inputs.submission is not None:
         _write_json(inputs.submission, submission)
         result["submission"] = str(inputs.submission)

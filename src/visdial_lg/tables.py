@@ -99,36 +99,75 @@ def _value(evaluation: dict | None, cell: Cell, column: str):
     return value if column.endswith("Mean") else 100.0 * value
 
 
-def reproduced_rows(n: int, evaluations: dict, columns: list[str], evalai: dict | None = None) -> list[tuple]:
-    """[(label, values, note)] of the rows this pipeline produced for table n."""
+def reproduced_rows(n: int, evaluations: dict, columns: list[str], evalai: dict | None = None,
+                    versions: tuple[str, ...] = ("v0.9", "v1.0")) -> list[tuple]:
+    """[(label, values, note)] of the rows this pipeline produced for table n. Columns of a
+    version the config does not run stay empty."""
     rows = []
     for label, cells in ROWS.get(n, []):
         values, notes = [], []
         for column in columns:
             prefix = next(p for p in sorted(cells, key=len, reverse=True) if column.startswith(p))
             cell = cells[prefix]
+            if cell.version not in versions:
+                values.append(None)
+                notes.append(f"{cell.version} not run (config versions)")
+                continue
             evaluation = evaluations.get((cell.run, cell.split, cell.grounding))
             if cell.split == "test" and evalai and cell.run in evalai:
                 evaluation = evalai[cell.run]
-            if evaluation is None and (cell.run, cell.split, cell.grounding) not in evaluations:
-                raise InputFormatError(f"table {n}: no evaluation of {cell.run} on {cell.split} ({cell.grounding})")
+            if evaluation is None:
+                raise InputFormatError(f"table {n}: no evaluation of {cell.run} on {cell.split} ({cell.grounding}) "
+                                       "among the inputs")
             values.append(_value(evaluation, cell, column))
-            if cell.split == "test" and evaluation.get("scored_by", "").startswith("EvalAI"):
-                notes.append(f"test-std: submit {evaluation.get('submission')} to EvalAI")
-        rows.append((label, values, "; ".join(dict.fromkeys(notes))))
+            notes.append(_provenance(cell, evaluation))
+        rows.append((label, values, "; ".join(dict.fromkeys(note for note in notes if note))))
     return rows
 
 
+def _provenance(cell: Cell, evaluation: dict) -> str:
+    """What a reader must know about where a reproduced value comes from."""
+    scored_by = evaluation.get("scored_by", "")
+    if cell.split == "test" and scored_by.startswith("EvalAI ("):
+        return f"{cell.version} test-std: submit {evaluation.get('submission')} to EvalAI"
+    if cell.split == "test":
+        return f"{cell.version} test: {scored_by}"
+    if cell.grounding == "oracle":
+        return f"oracle regions from {evaluation.get('oracle_annotations')}"
+    return ""
+
+
+_EVALAI_KEYS = {"r1": "r1", "r@1": "r1", "r5": "r5", "r@5": "r5", "r10": "r10", "r@10": "r10",
+               "mrr": "mrr", "mean": "mean", "mean rank": "mean", "ndcg": "ndcg"}
+
+
 def load_evalai_results(path: Path | None) -> dict | None:
-    """An EvalAI result file for test-std: {run: {"ndcg": .., "mrr": .., "r1": .., ...}} in
-    percent or fractions as the server prints them, turned into evaluation records."""
+    """The test-std results the EvalAI server returned, as evaluation records by run.
+
+    File: `{run id: metrics}`, metrics as the server shows them, either a flat
+    `{"R@1": .., "R@5": .., "R@10": .., "MRR": .., "Mean": .., "NDCG": ..}` or the
+    server's `[{"test-std": {...}}]`. Keys are read case-insensitively; R@k/MRR/NDCG
+    given in percent (any of them > 1) are scaled to fractions."""
     if not path:
         return None
     data = _read_json(path)
+    if not isinstance(data, dict):
+        raise InputFormatError(f"{path}: expected {{run id: test-std metrics}}")
     out = {}
     for run, metrics in data.items():
-        scaled = {k: (v / 100.0 if k != "mean" and v > 1 else v) for k, v in metrics.items()}
-        out[run] = {"primary": "disc", "decoders": {"disc": scaled}, "scored_by": "EvalAI result file"}
+        if isinstance(metrics, list):  # the server's [{"test-std": {...}}]
+            metrics = next((m["test-std"] for m in metrics if isinstance(m, dict) and "test-std" in m), None)
+        try:
+            values = {_EVALAI_KEYS[k.strip().lower()]: float(v) for k, v in metrics.items()
+                      if k.strip().lower() in _EVALAI_KEYS}
+        except (AttributeError, TypeError, ValueError) as e:
+            raise InputFormatError(f"{path}: the metrics of {run} are not a mapping of numbers ({e})") from e
+        if set(values) != set(_EVALAI_KEYS.values()):
+            missing = sorted(set(_EVALAI_KEYS.values()) - set(values))
+            raise InputFormatError(f"{path}: the test-std metrics of {run} lack {', '.join(missing)}")
+        percent = any(v > 1 for k, v in values.items() if k != "mean")
+        scaled = {k: (v / 100.0 if percent and k != "mean" else v) for k, v in values.items()}
+        out[run] = {"primary": "disc", "decoders": {"disc": scaled}, "scored_by": f"EvalAI result file {Path(path).name}"}
     return out
 
 
@@ -142,7 +181,7 @@ def grounding_rows(paths: list[Path]) -> list[tuple]:
     if missing:
         raise InputFormatError(f"table 3: no grounding accuracy of the {missing[0]} run among the inputs")
     ltmi, lg = by_model["ltmi"], by_model[LG]
-    source = f"annotations: {ltmi['annotations']}; {ltmi['count']} rounds"
+    source = f"{ltmi['run'].split('-')[0]} val, {ltmi['count']} sampled rounds; annotations: {ltmi['annotations']}"
     return [
         ("LTMI", [100 * ltmi["prior"], 100 * ltmi["posterior"], 100 * lg["prior"]], source),
         ("Random", [100 * ltmi["random"], 100 * ltmi["random"], None], source),
@@ -154,7 +193,8 @@ def _fmt(value) -> str:
 
 
 def render_table(n: int, inputs: list[Path], dataset: str, evalai_result: Path | None = None,
-                 human_rows: list[tuple] | None = None) -> list[list[str]]:
+                 human_rows: list[tuple] | None = None,
+                 versions: tuple[str, ...] = ("v0.9", "v1.0")) -> list[list[str]]:
     table = paper_tables()[f"table{n}"]
     columns = table["columns"]
     header = ["model", "source", *columns, "note"]
@@ -164,7 +204,8 @@ def render_table(n: int, inputs: list[Path], dataset: str, evalai_result: Path |
     elif n == 7:
         produced = human_rows or []
     else:
-        produced = reproduced_rows(n, index_evaluations(inputs), columns, load_evalai_results(evalai_result))
+        produced = reproduced_rows(n, index_evaluations(inputs), columns, load_evalai_results(evalai_result),
+                                   tuple(versions))
     rows += [[label, dataset, *(_fmt(v) for v in values), note] for label, values, note in produced]
     return [header, *rows]
 
@@ -178,22 +219,54 @@ def write_csv(rows: list[list[str]], out: str | Path) -> None:
     os.replace(tmp, out)
 
 
+# How each table's reproduced rows were obtained (docs/evaluation.md has the details).
+REPRODUCTION_NOTES = {
+    1: "Reproduced rows: val of each configured version, generative decoder; LTMI-LG* = the "
+       "multi-task run ranked by its generative decoder.",
+    2: "Reproduced rows: discriminative decoder; v1.0 test-std comes from the EvalAI result file "
+       "(`evaluate.evalai_result`) when given; otherwise the note says which submission file to upload. "
+       "On the demo, test is scored against its held-back answers as the server would.",
+    3: "Grounding accuracy: a round counts when one of its annotated objects overlaps some region "
+       "(IoU >= 0.5); it is a hit when one of the model's top-3 regions does. Annotations are derived "
+       "from COCO-format instances of the categories the round's question or answer names (or a "
+       "user-supplied file); the note names the source. Random = the exact expected accuracy of 3 "
+       "regions drawn uniformly. The paper's Human row needs annotators and is cited only.",
+    4: "LTMI-Mean/-Random/-Human: the LTMI checkpoint with its distribution over regions replaced at "
+       "inference by the uniform one, another round's (shuffled within the batch), or the uniform "
+       "one over the annotated regions.",
+    5: "Reproduced rows: v1.0 val, discriminative decoder.",
+    6: "Reproduced rows: v1.0 val, generative decoder, one run per grounding loss.",
+    7: "Reproduced rows: M1/M2 from the filled-in judgments of the blinded sheet "
+       "(results/human_eval/sheet.csv); empty until `evaluate.human_judgments` names them.",
+}
+LEGEND = ("Marks in cited rows, as in the paper: † re-implemented by the authors from LTMI's released "
+          "code; ◊ pretrained on large extra datasets; ‡ trained from scratch; * multi-task "
+          "(generative + discriminative) training.")
+
+
 def markdown(csv_paths: list[Path]) -> str:
-    """All tables as Markdown, each under the paper's caption."""
+    """All tables as Markdown, each under the paper's caption, with how it was reproduced."""
     papers = paper_tables()
     parts = ["# The paper's tables, cited and reproduced\n",
              "Rows with source `paper` are the numbers printed in the paper; the others were "
-             "produced by this pipeline on the dataset their source names. Metrics in percent, "
-             "Mean = mean rank.\n"]
+             "produced by this pipeline on the dataset their source names (`visdial` = the real "
+             "data, `demo` = the synthetic demo, whose numbers say nothing about the paper's "
+             "claims). Metrics in percent, Mean = mean rank; an empty cell was not reported "
+             f"(paper) or not produced (see the note). {LEGEND}\n"]
     for path in sorted(csv_paths, key=lambda p: int(Path(p).stem.removeprefix("table"))):
         n = int(Path(path).stem.removeprefix("table"))
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
         parts.append(f"## Table {n}: {papers[f'table{n}']['title']}\n")
         buffer = io.StringIO()
-        buffer.write("| " + " | ".join(rows[0]) + " |\n")
+        buffer.write("| " + " | ".join(_cell(c) for c in rows[0]) + " |\n")
         buffer.write("|" + "---|" * len(rows[0]) + "\n")
         for row in rows[1:]:
-            buffer.write("| " + " | ".join(row) + " |\n")
+            buffer.write("| " + " | ".join(_cell(c) for c in row) + " |\n")
         parts.append(buffer.getvalue())
+        parts.append(REPRODUCTION_NOTES[n] + "\n")
     return "\n".join(parts)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
