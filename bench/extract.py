@@ -79,6 +79,26 @@ def timed_extraction(detector, sec: dict, sizes, n_images: int, warmup: int, dev
     return result
 
 
+def detector_only(detector, sec: dict, batch: int, device: str, iterations: int = 3) -> float:
+    """images/s of the detector alone on a ready padded batch of 600x800 inputs (no decoding, no writing):
+    the gap to the pipeline's images/s is what loading and storing cost."""
+    from visdial_lg.features.extract import precision_context
+
+    dev = torch.device(device)
+    images = torch.randn(batch, 3, 600, 800, device=dev) * 50  # [B, 3, H, W]
+    sizes = torch.tensor([[600, 800]] * batch, device=dev)  # [B, 2]
+    scales = torch.full((batch,), 1.25, device=dev)  # [B]
+    with torch.inference_mode(), precision_context(dev, sec["precision"]):
+        detector(images, sizes, scales)  # warm-up
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(iterations):
+            outputs = detector(images, sizes, scales)
+        outputs[-1]["features"].cpu()
+        torch.cuda.synchronize()
+    return round(batch * iterations / (time.perf_counter() - started), 3)
+
+
 def run_cpu_case(case: dict) -> dict:
     """One CPU measurement (called in a child process: peak RSS is this case's)."""
     sec = features_of(Path(case["config"]) if case["config"] else None, case["overrides"])
@@ -143,6 +163,8 @@ def run_sweep(args, deadline: float, device: str) -> list[dict]:
                     result = timed_extraction(detector, sec, COCO_SIZES, n, batch, device,
                                               Path(tmp) / f"{precision}-{batch}")
                     rate = min(rate or 1e9, result["images_per_s"])  # pessimistic estimate for the cap
+                    if device.startswith("cuda"):
+                        result["detector_only_images_per_s"] = detector_only(detector, sec, batch, device)
                     results.append({**entry, **result})
                 except Exception as e:  # OOM or a kernel missing for a dtype: report it, go on
                     if device.startswith("cuda"):

@@ -8,7 +8,6 @@ one-image shards; every other test reuses those two results.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -138,7 +137,7 @@ def test_batched_extraction_equals_one_image_at_a_time(batched, shards):
 
 
 @pytest.mark.parametrize("virtual", [False, True])
-def test_shards_merge_into_exactly_their_concatenation(shards, tmp_path, virtual):
+def test_shards_merge_into_exactly_their_concatenation(shards, tmp_path, monkeypatch, virtual):
     merged = tmp_path / "out" / "merged.h5"
     merge_shards(shards[::-1], merged, virtual=virtual)  # any argument order: shards carry their index
     rows, expected = read_all(merged), concatenated(shards)
@@ -149,11 +148,8 @@ def test_shards_merge_into_exactly_their_concatenation(shards, tmp_path, virtual
         assert json.loads(f.attrs["merged_from"]) == [p.name for p in shards]
         with h5py.File(shards[0]) as s:
             assert f.attrs["extractor_config"] == s.attrs["extractor_config"]
-    os.chdir(tmp_path / "out")  # virtual sources resolve relative to the merged file, not the cwd
-    try:
-        np.testing.assert_array_equal(FeatureReader(merged).read(42)["features"], expected["features"][2])
-    finally:
-        os.chdir(Path(__file__).parent)
+    monkeypatch.chdir("/")  # virtual sources resolve relative to the merged file, not the cwd
+    np.testing.assert_array_equal(FeatureReader(merged).read(42)["features"], expected["features"][2])
     with pytest.raises(InputFormatError, match=r"shard 1 of 3 is missing"):
         merge_shards([shards[0], shards[2]], tmp_path / "out" / "bad.h5")
 
