@@ -175,13 +175,18 @@ class PartialFeatureFile:
         if rows.size == 0:
             return
         order = np.argsort(rows)
+        rows = rows[order]
+        consecutive = rows[-1] - rows[0] + 1 == len(rows)  # the usual case: one slice write per dataset
         for name in self.layout.datasets:
             data = np.asarray(values[name])[order]
             dataset = self.file[name]
-            for r, row in enumerate(rows[order]):
-                dataset[row] = data[r]
+            if consecutive:
+                dataset[rows[0]:rows[-1] + 1] = data
+            else:
+                for r, row in enumerate(rows):
+                    dataset[row] = data[r]
         self.file.flush()
-        self.file[DONE][rows[order]] = 1
+        self.file[DONE][rows] = 1
         self.file.flush()
         self.done[rows] = True
 
