@@ -203,3 +203,19 @@ def test_import_ltmi_rejects_duplicate_image_ids(tmp_path):
     write_ltmi(src, n=6)  # rows 4 and 5 both have image id 0 and no cur_idx says to stop
     with pytest.raises(InputFormatError, match=rf"feature file {src}: image id 0 has several rows"):
         import_ltmi(src, tmp_path / "out.h5")
+
+
+def test_merge_accepts_an_empty_shard(tmp_path):
+    from visdial_lg.features.merge import merge_shards
+
+    layout, rows = FeatureLayout(K, D, A), random_rows(2)
+    paths = []
+    for index, n in enumerate([2, 0]):  # more shards than images leaves one empty
+        paths.append(tmp_path / f"shard-{index}.h5")
+        partial = PartialFeatureFile(paths[-1], n, layout, {"shard_index": str(index), "shard_count": "2"})
+        partial.write(np.arange(n), {k: v[:n] for k, v in rows.items()})
+        partial.finalize({"skipped_images": "[]"})
+    for virtual in (False, True):
+        merged = tmp_path / f"merged-{virtual}.h5"
+        merge_shards(paths, merged, virtual=virtual)
+        assert FeatureReader(merged).image_ids == rows["image_id"].tolist()
