@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import InputFormatError
 from .anchors import caffe_cell_anchors
-from .backbone import FrozenBatchNorm2d
+from .backbone import RES4_BLOCKS, FrozenBatchNorm2d
 
 D2_BBOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 PRED = "roi_heads.box_predictor."
@@ -55,9 +55,9 @@ def sha256_of(path: str | Path) -> str:
 
 def _numpy_globals() -> dict[tuple[str, str], object]:
     try:
-        from numpy._core import multiarray  # numpy >= 2
+        from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
+        from numpy.core import multiarray, numeric
     import _codecs
 
     allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
@@ -65,6 +65,8 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(module, "_reconstruct")] = multiarray._reconstruct
         allowed[(module, "scalar")] = multiarray.scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol-5 array pickles
+        allowed[(module, "_frombuffer")] = numeric._frombuffer
     return allowed
 
 
@@ -215,12 +217,17 @@ def save_public_pickle(model: nn.Module, path: str | Path, with_cell_anchors: bo
 # ----------------------------------------------------------------------------- loading
 
 
+def _natural(name: str) -> list:
+    """Sort key with numbers compared as numbers: res4.6 before res4.10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")]
+
+
 def _describe_mismatch(path: Path, model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(set(expected) - set(state), key=_natural)
+    unexpected = sorted(set(state) - set(expected), key=_natural)
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+              for k in sorted(set(state) & set(expected), key=_natural) if state[k].shape != expected[k].shape]
     if not (missing or unexpected or shapes):
         return None
 
@@ -230,6 +237,10 @@ def _describe_mismatch(path: Path, model: nn.Module, state: dict[str, torch.Tens
     parts = [listed(t, i) for t, i in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if i]
     cfg = getattr(model, "cfg", None)
     what = f" (depth {cfg.depth}, res5_halve {cfg.res5_halve})" if cfg is not None else ""
+    blocks = {int(k.split(".")[2]) for k in state if k.startswith("backbone.res4.")}
+    if blocks and cfg is not None and RES4_BLOCKS.get(cfg.depth) != max(blocks) + 1:
+        depth = {v: k for k, v in RES4_BLOCKS.items()}.get(max(blocks) + 1, "unknown")
+        parts.insert(0, f"the file has {max(blocks) + 1} res4 blocks (depth {depth})")
     return f"weights file {path} does not fit the detector{what}: " + "; ".join(parts)
 
 

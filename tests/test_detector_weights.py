@@ -1,0 +1,128 @@
+"""Weights: public layouts round trip to identical outputs; unsafe, corrupt or unfitting files fail clearly."""
+
+import functools
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from visdial_lg.features.model import build_detector, preprocess
+from visdial_lg.features.weights import (WeightsError, read_weights_file, save_public_pickle, sha256_of, to_internal,
+                                         to_public)
+
+SECTION = {"depth": 50, "res5_halve": True, "min_size": 64, "max_size": 96, "post_nms_topk": 6,
+           "min_boxes": 3, "max_boxes": 5, "top_attrs": 4}
+
+
+@functools.lru_cache(maxsize=1)
+def _detector():
+    detector = build_detector(SECTION, "random", seed=3)
+    with torch.no_grad():  # make background rows and every layer matter, unlike the tiny random heads
+        detector.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.05)
+        detector.proposal_generator.rpn_head.objectness_logits.weight.normal_(0, 0.5)
+    return detector
+
+
+@functools.lru_cache(maxsize=1)
+def _inputs():
+    image = np.random.default_rng(2).integers(0, 256, size=(70, 90, 3), dtype=np.uint8)
+    tensor, scale = preprocess(image, 64, 96)
+    return tensor[None], torch.tensor([list(tensor.shape[1:])]), torch.tensor([scale])
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_outputs():
+    return _detector()(*_inputs())[0]
+
+
+def _assert_same_outputs(loaded):
+    out, ref = loaded(*_inputs())[0], _reference_outputs()
+    for key in ("proposal_boxes", "features", "cls_indices", "cls_scores", "attr_indices", "attr_scores"):
+        assert torch.equal(out[key], ref[key]), key
+    # bbox_pred passes through x10 / /10 (detectron2 box-coder weights): equal up to float rounding
+    assert torch.allclose(out["boxes"], ref["boxes"], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("with_cell_anchors", [False, True])
+def test_public_pickle_round_trip_gives_identical_outputs(tmp_path, with_cell_anchors):
+    path = tmp_path / "faster_rcnn_from_caffe_attr.pkl"
+    save_public_pickle(_detector(), path, with_cell_anchors=with_cell_anchors)
+    with open(path, "rb") as f:
+        raw = pickle.load(f)["model"]
+    assert raw["roi_heads.box_predictor.bbox_pred.weight"].shape == (6400, 2048)
+    assert raw["proposal_generator.rpn_head.objectness_logits.weight"].shape == (12, 512, 1, 1)
+    loaded = build_detector(SECTION, str(path), sha256=sha256_of(path))
+    assert loaded.weights_sha256 == sha256_of(path)
+    _assert_same_outputs(loaded)
+
+
+def test_caffe_layout_pth_round_trip_gives_identical_outputs(tmp_path):
+    path = tmp_path / "bua-caffe-frcn-r101.pth"
+    public = to_public(_detector().state_dict(), layout="caffe")
+    assert public["proposal_generator.rpn_head.objectness_logits.weight"].shape[0] == 24
+    assert public["roi_heads.box_predictor.bbox_pred.weight"].shape[0] == 6404
+    assert "roi_heads.box_predictor.attr_linear1.weight" in public
+    public["backbone.stem.conv1.norm.num_batches_tracked"] = torch.tensor(0)
+    torch.save({"model": public, "iteration": 1}, path)
+    _assert_same_outputs(build_detector(SECTION, str(path)))
+
+
+def test_two_way_softmax_objectness_becomes_one_logit_per_anchor():
+    fg_bg = torch.randn(24, 512, 1, 1)
+    internal = to_internal({"proposal_generator.rpn_head.objectness_logits.weight": fg_bg})
+    logits = internal["proposal_generator.rpn_head.objectness_logits.weight"]
+    x = torch.randn(512)
+    softmax_fg = torch.stack([fg_bg[:12, :, 0, 0] @ x, fg_bg[12:, :, 0, 0] @ x]).softmax(0)[1]
+    assert torch.allclose(torch.sigmoid(logits[:, :, 0, 0] @ x), softmax_fg, atol=1e-6)
+
+
+def test_sha256_mismatch_is_refused(tmp_path):
+    path = tmp_path / "w.pkl"
+    save_public_pickle(_detector(), path)
+    with pytest.raises(WeightsError, match=r"w\.pkl has sha256 [0-9a-f]{64}, expected 00ff"):
+        build_detector(SECTION, str(path), sha256="00ff")
+
+
+def test_pickle_with_code_is_refused_without_running_it(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    path = tmp_path / "evil.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": {"x": Exploit()}}, f)
+    with pytest.raises(WeightsError, match=r"evil\.pkl.*refusing to load global"):
+        read_weights_file(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_corrupt_and_missing_files_are_named(tmp_path):
+    path = tmp_path / "cut.pth"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(WeightsError, match=r"cannot read weights file .*cut\.pth"):
+        read_weights_file(path)
+    with pytest.raises(WeightsError, match="weights file not found"):
+        build_detector(SECTION, str(tmp_path / "absent.pkl"))
+
+
+def test_weights_that_do_not_fit_list_the_offending_keys(tmp_path):
+    path = tmp_path / "r50.pkl"
+    save_public_pickle(_detector(), path)
+    with pytest.raises(WeightsError) as error:
+        build_detector({**SECTION, "depth": 101}, str(path))
+    message = str(error.value)
+    assert "depth 101" in message and "missing (255)" in message and "backbone.res4.6.conv1.weight" in message
+    assert "the file has 6 res4 blocks (depth 50)" in message
+    assert "\n" not in message
+
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    data["model"]["roi_heads.box_predictor.attr_score.weight"] = np.zeros((400, 512), np.float32)
+    data["model"]["extra.weight"] = np.zeros(3, np.float32)
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    with pytest.raises(WeightsError, match=r"unexpected \(1\): extra\.weight; wrong shape \(1\): "
+                                           r"roi_heads\.box_predictor\.attr_score\.weight: file \(400, 512\) vs model \(401, 512\)"):
+        build_detector(SECTION, str(path))
