@@ -188,6 +188,20 @@ def _tables_markdown(args):
     args.out.write_text(markdown(args.tables))
 
 
+@command("figure")
+def _figure(args):
+    from .config import section
+    from .figures import attention_figures, dialog_examples
+
+    count = section(_config(args), "evaluate")["figure_samples"]
+    if args.figure == "attention":
+        attention_figures({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.features, args.vocab,
+                          args.images, args.out_dir, count, device=args.device)
+    else:
+        dialog_examples({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.out_md,
+                        args.out_html, count)
+
+
 # ----------------------------------------------------------------------- argparse
 
 
@@ -313,6 +327,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tables-markdown", "all table CSVs as one Markdown file", config=False)
     p.add_argument("tables", nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
+
+    p = add("figure", "the paper's qualitative figures on sampled val dialogs (evaluate.figure_samples)", config=False)
+    figures = p.add_subparsers(dest="figure", required=True, metavar="FIGURE")
+    f = figures.add_parser("attention", help="Figure 4: top-3 regions of LTMI and LTMI-LG per question (PNGs)")
+    f.add_argument("--ltmi", required=True, type=Path, help="LTMI checkpoint")
+    f.add_argument("--lg", required=True, type=Path, help="LTMI-LG checkpoint")
+    f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
+    f.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
+    f.add_argument("--vocab", required=True, type=Path)
+    f.add_argument("--images", required=True, nargs="+", type=Path, metavar="DIR", help="folders of the val images")
+    f.add_argument("--out-dir", required=True, type=Path, help="writes attention_{i}.png here")
+    f.add_argument("--device", default="cpu")
+    f = figures.add_parser("dialogs", help="Figure 5: example dialogs with both models' answers (Markdown + HTML)")
+    f.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen), ranks beside it")
+    f.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen), ranks beside it")
+    f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
+    f.add_argument("--vocab", required=True, type=Path)
+    f.add_argument("--out-md", required=True, type=Path)
+    f.add_argument("--out-html", required=True, type=Path)
+    for f in figures.choices.values():
+        f.add_argument("--config", help="config as inline JSON (as the rules pass it) or a YAML file")
 
     return parser
 
