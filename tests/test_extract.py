@@ -260,3 +260,17 @@ def test_cli_merge_and_import_commands(batched, tmp_path, capsys):
     (tmp_path / "broken.h5").write_bytes(b"not hdf5")
     assert cli(["merge-features", str(tmp_path / "broken.h5"), "--out", str(tmp_path / "n.h5")]) == 2
     assert f"feature shard {tmp_path / 'broken.h5'} is not a readable HDF5 file" in capsys.readouterr().err
+
+
+def test_cli_extract_argument_errors(tmp_path, capsys):
+    assert cli(["extract", "--dialogs", str(tmp_path / "d.json"), "--weights", "random", "--out", "x.h5"]) == 2
+    assert "extract --dialogs needs --image-dir" in capsys.readouterr().err
+    assert cli(["extract", "--images", str(tmp_path), "--weights", str(tmp_path / "w.pkl"), "--out",
+                str(tmp_path / "x.h5"), "--shard", "1/1"]) == 2
+    assert "--shard must be i/n with 0 <= i < n" in capsys.readouterr().err
+    assert cli(["extract", "--images", str(tmp_path), "--weights", "random", "--out", str(tmp_path / "x.h5")]) == 2
+    assert f"no images to extract into {tmp_path / 'x.h5'}" in capsys.readouterr().err
+    write_image(tmp_path / "COCO_val2014_000000000001.jpg", 20, 20, 1)
+    assert cli(["extract", "--images", str(tmp_path), "--weights", str(tmp_path / "w.pkl"), "--out",
+                str(tmp_path / "x.h5")]) == 2
+    assert f"weights file not found: {tmp_path / 'w.pkl'}" in capsys.readouterr().err

@@ -19,11 +19,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..errors import InputFormatError, VisdialLGError
 from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
-from .merge import write_skipped_manifest
+from .merge import progress_bar, write_skipped_manifest
 from .store import FeatureLayout, PartialFeatureFile
 from .weights import sha256_of
 
@@ -159,6 +158,8 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
     from .model import DetectorConfig, build_detector, preprocess
 
     out = Path(out)
+    if not entries:
+        raise InputFormatError(f"no images to extract into {out} (no .jpg/.jpeg/.png files found)")
     run = RunSettings.from_section(section)
     cfg = DetectorConfig.from_section(section)
     dev = resolve_device(device)
@@ -183,8 +184,7 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
                                 batch_size=run.batch_size, num_workers=run.num_workers, collate_fn=collate_padded,
                                 worker_init_fn=worker_init, pin_memory=dev.type == "cuda")
             started = time.perf_counter()
-            bar = tqdm(total=len(mine), initial=int(partial.done.sum()), unit="img", desc=f"extract {out.name}",
-                       smoothing=0.1)
+            bar = progress_bar(len(mine), int(partial.done.sum()), f"extract {out.name}")
             with bar, torch.inference_mode(), precision_context(dev, run.precision):
                 for batch in loader:
                     for bad in batch["bad"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +23,12 @@ from .store import FeatureLayout, PartialFeatureFile, check_layout, check_values
 # Attributes that every shard of one extraction shares; merged files keep them.
 SHARED_ATTRS = ("extractor_config", "weights", "weights_sha256", "boxes_sha256", "image_list_sha256")
 COPY_BLOCK = 64  # rows per read/write when copying
+
+
+def progress_bar(total: int, initial: int, desc: str) -> tqdm:
+    """images and images/s; into a log file (no terminal) only every 30 s, not ten times a second."""
+    return tqdm(total=total, initial=initial, unit="img", desc=desc, smoothing=0.1,
+                mininterval=0.1 if sys.stderr.isatty() else 30)
 
 
 def skipped_manifest_path(out: str | Path) -> Path:
@@ -113,7 +120,7 @@ def _write_copy(out: Path, shards: list[_Shard], attrs: dict) -> None:
     identity = {"merged_from": json.dumps([s.path.name for s in shards])}
     partial = PartialFeatureFile(out, total, shards[0].layout, identity)
     offset = 0
-    with tqdm(total=total, initial=int(partial.done.sum()), unit="img", desc=f"merge {out.name}") as bar:
+    with progress_bar(total, int(partial.done.sum()), f"merge {out.name}") as bar:
         for shard in shards:
             for start in range(0, shard.rows, COPY_BLOCK):
                 rows = np.arange(offset + start, offset + min(shard.rows, start + COPY_BLOCK))
@@ -180,7 +187,7 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
                                storage_dtype or "float32", datasets)
         identity = {"imported_from": src.name, "source_rows": str(n)}
         partial = PartialFeatureFile(out, n, layout, identity)
-        with tqdm(total=n, initial=int(partial.done.sum()), unit="img", desc=f"import {src.name}") as bar:
+        with progress_bar(n, int(partial.done.sum()), f"import {src.name}") as bar:
             for start in range(0, n, COPY_BLOCK):
                 rows = np.arange(start, min(n, start + COPY_BLOCK))
                 if partial.done[rows].all():
