@@ -84,7 +84,7 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
     use_bf16 = tcfg.precision == "bf16" and ctx.device.type == "cuda"  # CPU always trains in fp32
 
     vocab_size = _vocab_size(inputs)
-    dataset, loader, sampler = _make_loader(inputs, tcfg, ctx)
+    dataset, loader, sampler = build_loader(inputs, tcfg, ctx)
     steps = len(loader)
 
     seed_everything(tcfg.seed)  # the same initial weights on every rank
@@ -121,14 +121,8 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
             bar = tqdm(loader, desc=f"{spec.run_id} epoch {epoch + 1}/{tcfg.epochs}", unit="batch",
                        disable=not ctx.is_main, dynamic_ncols=True)
             for step, batch in enumerate(bar, 1):
-                batch = _to_device(batch, ctx.device)
-                with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    out = net(batch)
-                optimizer.zero_grad(set_to_none=True)
-                out["loss"].backward()
                 lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
+                out = train_step(net, _to_device(batch, ctx.device), optimizer, scheduler, use_bf16)
                 global_step += 1
                 tracker.add(out, global_step, int(batch["image_id"].shape[0]))
                 if step % log_every == 0 or step == steps:
@@ -159,6 +153,17 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
     return final_path
 
 
+def train_step(net: torch.nn.Module, batch: dict, optimizer, scheduler, bf16: bool) -> dict:
+    """One optimiser step on a batch already on the device; returns the model's losses."""
+    with torch.autocast(batch["img_feat"].device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = net(batch)
+    optimizer.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    optimizer.step()
+    scheduler.step()
+    return out
+
+
 # --------------------------------------------------------------------------- set-up
 
 
@@ -179,7 +184,8 @@ def _vocab_size(inputs: TrainInputs) -> int:
     return size
 
 
-def _make_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
+def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
+    """(dataset, loader, sampler) of this rank: `batch_size / world_size` dialogs a batch."""
     from .data.dataset import VisDialDataset, collate
 
     dataset = VisDialDataset(inputs.tokens, inputs.features)
