@@ -9,26 +9,17 @@ rule evaluate:
         checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
         tokens="results/text/{version}_{split}.h5",
         features=lambda w: features_path(w.version, w.split),
-        test_answers=lambda w: DEMO_MANIFEST if DEMO and w.split == "test" else [],
     output:
-        "results/runs/{version}-{model}-{decoder}/{split}_{grounding}.json",
+        metrics="results/runs/{version}-{model}-{decoder}/{split}_{grounding}.json",
+        ranks="results/runs/{version}-{model}-{decoder}/{split}_{grounding}.ranks.npz",
     log:
         "results/logs/evaluate/{version}-{model}-{decoder}_{split}_{grounding}.log",
     wildcard_constraints:
         model="|".join(MODELS),
         decoder="|".join(DECODERS),
+        split="train|val",
         grounding="|".join(GROUNDING_VARIANTS),
     params:
-        submission=lambda w: (
-            f"--submission results/submissions/{w.version}-{w.model}-{w.decoder}_test.json"
-            if w.split == "test"
-            else ""
-        ),
-        answers=lambda w: (
-            f"--test-answers {DEMO_ROOT}/visdial_1.0_test_answers.json"
-            if DEMO and w.split == "test"
-            else ""
-        ),
         oracle=lambda w: oracle_arg(w.grounding),
         device="cpu" if DEMO else "cuda",
         cfg=config_arg("evaluate"),
@@ -41,9 +32,43 @@ rule evaluate:
         "../../envs/torch.yaml"
     shell:
         "python -m visdial_lg evaluate --checkpoint {input.checkpoint} --tokens {input.tokens}"
-        " --features {input.features} --split {wildcards.split}"
-        " --grounding {wildcards.grounding} {params.submission} {params.answers} {params.oracle}"
-        " --out {output} --device {params.device} --config {params.cfg} > {log} 2>&1"
+        " --features {input.features} --split {wildcards.split} --grounding {wildcards.grounding}"
+        " {params.oracle} --out {output.metrics} --device {params.device} --config {params.cfg} > {log} 2>&1"
+
+
+# test: the last round of each dialog, ranked for the EvalAI submission (the
+# model's own grounding only); the demo scores it against its held-back answers.
+rule evaluate_test:
+    input:
+        checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
+        tokens="results/text/{version}_test.h5",
+        features=lambda w: features_path(w.version, "test"),
+        test_answers=DEMO_MANIFEST if DEMO else [],
+    output:
+        metrics="results/runs/{version}-{model}-{decoder}/test_prior.json",
+        ranks="results/runs/{version}-{model}-{decoder}/test_prior.ranks.npz",
+        submission="results/submissions/{version}-{model}-{decoder}_test.json",
+    log:
+        "results/logs/evaluate/{version}-{model}-{decoder}_test_prior.log",
+    wildcard_constraints:
+        model="|".join(MODELS),
+        decoder="|".join(DECODERS),
+    params:
+        answers=f"--test-answers {DEMO_ROOT}/visdial_1.0_test_answers.json" if DEMO else "",
+        device="cpu" if DEMO else "cuda",
+        cfg=config_arg("evaluate"),
+    threads: 2 if DEMO else 8
+    resources:
+        gpu=0 if DEMO else 1,
+        mem_mb=4000 if DEMO else 32000,
+        runtime=30 if DEMO else 120,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m visdial_lg evaluate --checkpoint {input.checkpoint} --tokens {input.tokens}"
+        " --features {input.features} --split test --grounding prior {params.answers}"
+        " --submission {output.submission} --out {output.metrics} --device {params.device}"
+        " --config {params.cfg} > {log} 2>&1"
 
 
 rule grounding_accuracy:
