@@ -49,6 +49,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data, capsys):
     assert load_checkpoint(out / RESUME_NAME)["epoch"] == 1 and not (out / FINAL_NAME).exists()
     with open(out / "log.csv", "a") as f:  # a row of the killed, unfinished epoch 2
         f.write("2,1,3,0.001,9.9,9.9,,9.9,1.0\n")
+    (out / ".last.pt.tmp-999").write_bytes(b"half a checkpoint")  # a save cut short by the kill
     # Loader workers do not change the result (a neutral key: the state is resumed).
     resumed = train(RUN, data, out, tiny_config(epochs=2, num_workers=1), device="cpu")
     assert "resuming" in capsys.readouterr().out
@@ -58,6 +59,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data, capsys):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not (out / RESUME_NAME).exists()  # removed once the final checkpoint exists
+    assert not (out / ".last.pt.tmp-999").exists()
     log = _read_log(out / "log.csv")
     assert log == _read_log(tmp_path / "straight" / "log.csv")
     assert [(int(r["epoch"]), int(r["step"])) for r in log] == [(1, 1), (1, 2), (2, 1), (2, 2)]
@@ -119,3 +121,31 @@ def test_bad_inputs_name_the_culprit(tmp_path, data):
     with pytest.raises(InputFormatError, match=r"last.pt.*delete it to train from scratch"):
         train(RUN, data, corrupt, tiny_config(epochs=1), device="cpu")
 
+
+
+def test_glove_file_initialises_the_shared_embedding(tmp_path, data):
+    from test_train_support import TINY_MODEL
+    from visdial_lg.config import LGConfig, ModelConfig
+    from visdial_lg.models.ltmi import build_model
+    from visdial_lg.runs import parse_run_id
+    from visdial_lg.train import _init_embedding
+
+    model = build_model(parse_run_id(RUN), 30, ModelConfig.from_dict(TINY_MODEL, "model"), LGConfig.from_dict({}, "lg"))
+    weight = torch.arange(30 * 8, dtype=torch.float32).reshape(30, 8)
+    torch.save({"weight": weight}, tmp_path / "glove.pt")
+    _init_embedding(model, tmp_path / "glove.pt")
+    assert torch.equal(model.embedding.weight.detach(), weight)
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, data, capsys):
+    from visdial_lg.cli import main
+
+    common = ["--tokens", str(data.tokens), "--features", str(data.features), "--vocab", str(data.vocab),
+              "--out-dir", str(tmp_path / "run"), "--device", "cpu"]
+    assert main(["train", "--run", "v1.0-ltmi-bogus", *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("visdial-lg: error: bad run id 'v1.0-ltmi-bogus'") and "\n" not in err
+    assert main(["train", "--run-id", RUN, *common, "--config", '{"train": {"batchsize": 3}}']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("visdial-lg: error: unknown config key 'train.batchsize'") and "\n" not in err
+    assert not (tmp_path / "run").exists()  # nothing started

@@ -13,6 +13,7 @@ weights of an uninterrupted one.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,6 +80,8 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
         raise VisdialLGError(f"train.batch_size {tcfg.batch_size} is not divisible by {ctx.world_size} processes")
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob(".*.pt.tmp-*"):  # a write cut short by a kill
+            stale.unlink()
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     use_bf16 = tcfg.precision == "bf16" and ctx.device.type == "cuda"  # CPU always trains in fp32
@@ -119,7 +122,8 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
             net.train()
             tracker.restart_clock()
             bar = tqdm(loader, desc=f"{spec.run_id} epoch {epoch + 1}/{tcfg.epochs}", unit="batch",
-                       disable=not ctx.is_main, dynamic_ncols=True)
+                       disable=not ctx.is_main, dynamic_ncols=True,
+                       mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s
             for step, batch in enumerate(bar, 1):
                 lr = optimizer.param_groups[0]["lr"]
                 out = train_step(net, _to_device(batch, ctx.device), optimizer, scheduler, use_bf16)
