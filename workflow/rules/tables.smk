@@ -1,6 +1,10 @@
 # The paper's Tables 1-7 as CSV (cited rows marked source=paper, reproduced
 # rows marked with the dataset they ran on), and all of them in tables.md.
 
+from visdial_lg.tables import paper_tables
+
+PAPER_TABLES = paper_tables()
+
 
 rule table:
     input:
@@ -13,6 +17,7 @@ rule table:
         n="[1-7]",
     params:
         dataset=config["dataset"],
+        title=lambda w: PAPER_TABLES[f"table{w.n}"]["title"],  # for the report caption
         cfg=config_arg("evaluate", "versions"),
     localrule: True
     conda:
