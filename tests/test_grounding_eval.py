@@ -167,7 +167,9 @@ def test_grounding_accuracy_file(runs_base, round_boxes, tmp_path, run):  # noqa
     result = grounding_accuracy(runs["checkpoints"][run], runs["val"], runs["features"], out,
                                 annotations=table, source="test boxes", samples=15, batch_size=2)
     assert json.loads(out.read_text()) == result
-    assert set(result) == {"run", "annotations", "eligible", "count", "top", "prior", "posterior", "random"}
+    assert set(result) == {"run", "annotations", "annotated", "eligible", "count", "top", "prior", "posterior",
+                           "random"}
+    assert result["annotated"] == 20
     assert result["run"] == run and result["annotations"] == "test boxes" and result["top"] == 3
     assert result["eligible"] == 20 and result["count"] == 15  # 2 dialogs x 10 rounds, 15 sampled
     for key in ("prior", "posterior", "random"):
@@ -178,11 +180,20 @@ def test_grounding_accuracy_file(runs_base, round_boxes, tmp_path, run):  # noqa
     assert min(expected) - 1e-9 <= result["random"] <= max(expected) + 1e-9
 
 
-def test_no_annotated_round_is_a_clear_error(runs_base, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("far", [False, True])
+def test_no_measurable_round_gives_an_empty_result_with_its_reason(runs_base, tmp_path, far):  # noqa: F811
     runs = tiny_runs(runs_base)
-    with pytest.raises(InputFormatError, match="no annotated round"):
-        grounding_accuracy(runs["checkpoints"][LTMI], runs["val"], runs["features"], tmp_path / "g.json",
-                           annotations={}, source="none", samples=5, batch_size=2)
+    with h5py.File(runs["features"]) as f:
+        ids = f["image_id"][:]
+    # far: every round annotated, but with a box no region overlaps; else nothing annotated
+    table = {(int(i), r): torch.tensor([[1000.0, 1000.0, 1010.0, 1010.0]]) for i in ids for r in range(1, 11)} \
+        if far else {}
+    result = grounding_accuracy(runs["checkpoints"][LTMI], runs["val"], runs["features"], tmp_path / "g.json",
+                                annotations=table, source="none", samples=5, batch_size=2)
+    assert result["annotated"] == (20 if far else 0) and result["eligible"] == result["count"] == 0
+    assert result["prior"] is result["posterior"] is result["random"] is None
+    assert f"none of the {result['annotated']} annotated rounds" in result["note"]
+    assert json.loads((tmp_path / "g.json").read_text()) == result
 
 
 def test_random_is_exactly_three_of_k_when_one_region_matches(runs_base, tmp_path):  # noqa: F811

@@ -220,3 +220,17 @@ def test_tables_markdown_holds_every_table_and_its_notes(tables):
             for row in csv.reader(f):
                 assert "| " + " | ".join(row) + " |" in text
     assert "awaiting judgments" in text and "IoU >= 0.5" in text
+
+
+def test_table3_without_measurable_rounds_is_empty_with_the_reason(tmp_path):
+    paths = []
+    for model in ("ltmi", "lg_attn_kl"):
+        path = tmp_path / f"{model}.json"
+        path.write_text(json.dumps({"run": f"v0.9-{model}-gen", "annotations": "COCO instances", "annotated": 4,
+                                    "eligible": 0, "count": 0, "top": 3, "prior": None, "posterior": None,
+                                    "random": None, "note": "none of the 4 annotated rounds has an object"}))
+        paths.append(path)
+    rows = render_table(3, paths, "demo")
+    assert_table_matches_paper(rows, 3, "demo")
+    for row in (r for r in rows if r[1] == "demo"):
+        assert row[2:5] == ["", "", ""] and "none of the 4 annotated rounds" in row[-1]

@@ -120,6 +120,7 @@ def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path
     model, spec, _ = load_trained_model(checkpoint, device)
     loader = DataLoader(VisDialDataset(tokens, features), batch_size=batch_size, collate_fn=collate)
     hits = {"prior": [], "posterior": [], "random": []}
+    annotated = 0
     for batch in tqdm(loader, desc=f"grounding {spec.run_id}", unit="batch"):
         on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         dist = {k: v.float().cpu() for k, v in model.region_distributions(on_device).items()}  # [B, R, K]
@@ -129,22 +130,28 @@ def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path
                 boxes = annotations.get((image_id, r + 1))
                 if boxes is None or not bool(batch["round_mask"][b, r]):
                     continue
+                annotated += 1
                 match = matching_regions(batch["boxes"][b, :valid].float(), boxes)  # [valid]
-                if not match.any():
+                if not match.any():  # the detector never proposed the object: no model could hit it
                     continue
                 for name in ("prior", "posterior"):
                     top = dist[name][b, r, :valid].topk(min(TOP, valid)).indices
                     hits[name].append(float(match[top].any()))
                 hits["random"].append(random_hit_probability(valid, int(match.sum())))
     count = len(hits["prior"])
-    if count == 0:
-        raise InputFormatError(f"no annotated round of {tokens} overlaps a region: cannot measure grounding")
     chosen = sorted(random.Random(seed).sample(range(count), min(samples, count)))
-    result = {"run": spec.run_id, "annotations": source, "eligible": count, "count": len(chosen), "top": TOP,
-              **{name: float(np.mean([values[i] for i in chosen])) for name, values in hits.items()}}
+    result = {"run": spec.run_id, "annotations": source, "annotated": annotated, "eligible": count,
+              "count": len(chosen), "top": TOP,
+              **{name: float(np.mean([values[i] for i in chosen])) if chosen else None
+                 for name, values in hits.items()}}
+    if not chosen:  # an honest empty result, not a failed pipeline (e.g. a tiny demo detector)
+        result["note"] = (f"none of the {annotated} annotated rounds has an object that a region overlaps "
+                          f"with IoU >= 0.5: accuracy undefined")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out)
     return result
 
 

@@ -182,9 +182,15 @@ def grounding_rows(paths: list[Path]) -> list[tuple]:
         raise InputFormatError(f"table 3: no grounding accuracy of the {missing[0]} run among the inputs")
     ltmi, lg = by_model["ltmi"], by_model[LG]
     source = f"{ltmi['run'].split('-')[0]} val, {ltmi['count']} sampled rounds; annotations: {ltmi['annotations']}"
+    if ltmi.get("note"):
+        source += f"; {ltmi['note']}"
+
+    def percent(value):
+        return None if value is None else 100 * value
+
     return [
-        ("LTMI", [100 * ltmi["prior"], 100 * ltmi["posterior"], 100 * lg["prior"]], source),
-        ("Random", [100 * ltmi["random"], 100 * ltmi["random"], None], source),
+        ("LTMI", [percent(ltmi["prior"]), percent(ltmi["posterior"]), percent(lg["prior"])], source),
+        ("Random", [percent(ltmi["random"]), percent(ltmi["random"]), None], source),
     ]
 
 
