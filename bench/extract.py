@@ -80,22 +80,24 @@ def timed_extraction(detector, sec: dict, sizes, n_images: int, warmup: int, dev
 
 
 def detector_only(detector, sec: dict, batch: int, device: str, iterations: int = 3) -> float:
-    """images/s of the detector alone on a ready padded batch of 600x800 inputs (no decoding, no writing):
-    the gap to the pipeline's images/s is what loading and storing cost."""
+    """images/s of the detector alone on a ready padded batch of 4:3 inputs at the config's size (600x800
+    for the real one): no decoding, no writing. The gap to the pipeline's images/s is loading + storing."""
     from visdial_lg.features.extract import precision_context
 
     dev = torch.device(device)
-    images = torch.randn(batch, 3, 600, 800, device=dev) * 50  # [B, 3, H, W]
-    sizes = torch.tensor([[600, 800]] * batch, device=dev)  # [B, 2]
-    scales = torch.full((batch,), 1.25, device=dev)  # [B]
+    h, w = sec["min_size"], min(sec["max_size"], round(sec["min_size"] * 4 / 3))
+    images = torch.randn(batch, 3, h, w, device=dev) * 50  # [B, 3, H, W]
+    sizes = torch.tensor([[h, w]] * batch, device=dev)  # [B, 2]
+    scales = torch.full((batch,), h / 480, device=dev)  # [B]: as if from 480x640 originals
+    synchronize = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     with torch.inference_mode(), precision_context(dev, sec["precision"]):
         detector(images, sizes, scales)  # warm-up
-        torch.cuda.synchronize()
+        synchronize()
         started = time.perf_counter()
         for _ in range(iterations):
             outputs = detector(images, sizes, scales)
         outputs[-1]["features"].cpu()
-        torch.cuda.synchronize()
+        synchronize()
     return round(batch * iterations / (time.perf_counter() - started), 3)
 
 
@@ -159,17 +161,17 @@ def run_sweep(args, deadline: float, device: str) -> list[dict]:
                     results.append({**entry, "skipped": "time cap"})
                     continue
                 sec = {**sec_base, "batch_size": batch, "precision": precision}
+                result: dict = {}
                 try:
                     result = timed_extraction(detector, sec, COCO_SIZES, n, batch, device,
                                               Path(tmp) / f"{precision}-{batch}")
                     rate = min(rate or 1e9, result["images_per_s"])  # pessimistic estimate for the cap
-                    if device.startswith("cuda"):
-                        result["detector_only_images_per_s"] = detector_only(detector, sec, batch, device)
-                    results.append({**entry, **result})
+                    result["detector_only_images_per_s"] = detector_only(detector, sec, batch, device)
                 except Exception as e:  # OOM or a kernel missing for a dtype: report it, go on
+                    result["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
                     if device.startswith("cuda"):
                         torch.cuda.empty_cache()
-                    results.append({**entry, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})
+                results.append({**entry, **result})
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
 
