@@ -63,8 +63,8 @@ def train(run_id: str, inputs: TrainInputs, out_dir: str | Path, config: dict,
     """
     ctx = distributed.setup(device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    # On CPU, multi-threaded accumulating backward kernels (indexing, embedding) sum
-    # in a varying order; deterministic kernels make resume bit-exact at little cost.
+    # On CPU, the multi-threaded backward of advanced indexing accumulates in a varying
+    # order; deterministic kernels make resume bit-exact at little cost.
     torch.use_deterministic_algorithms(was_deterministic or ctx.device.type == "cpu")
     try:
         return _train(parse_run_id(run_id), inputs, Path(out_dir), run_config(config), ctx, on_epoch_end)
@@ -136,11 +136,10 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
                     if runlog:
                         runlog.write(epoch + 1, step, global_step, lr, losses, rate)
                         bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lr:.2e}", dlg_s=f"{rate:.0f}")
+            rngs = distributed.gather_objects(rng_state(), ctx)  # every rank's streams, for resume
             if ctx.is_main:
-                save_atomic(_state(spec, cfg, vocab_size, epoch + 1, model, inputs,
-                                   optimizer, scheduler, distributed.gather_objects(rng_state(), ctx)), resume_path)
-            else:
-                distributed.gather_objects(rng_state(), ctx)
+                save_atomic(_state(spec, cfg, vocab_size, epoch + 1, model, inputs, optimizer, scheduler, rngs),
+                            resume_path)
             distributed.barrier(ctx)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
