@@ -14,8 +14,8 @@ from visdial_json import ANSWERS, QUESTIONS, make_dense, make_visdial, write_jso
 from visdial_lg.cli import main
 from visdial_lg.config import TextConfig
 from visdial_lg.data import tokenizer
-from visdial_lg.data.tokens import encode, tokenize_split
-from visdial_lg.data.tokenizer import tokenize, tokenize_many
+from visdial_lg.data.tokens import tokenize_pools, tokenize_split
+from visdial_lg.data.tokenizer import count_tokens, token_ids, tokenize, tokenize_many
 from visdial_lg.data.vocab import Vocabulary, build_vocabulary_file
 
 # ------------------------------------------------------------------ tokenizer
@@ -68,11 +68,20 @@ def test_tokenizer_needs_no_nltk_data(monkeypatch):
         ["what", "'s", "that", "?", "no", ".", "it", "is", "n't", ",", "i", "think"]
 
 
-def test_tokenize_many_is_ordered_and_equal_across_workers():
-    strings = [f"is it {k}'s {k % 7}?" for k in range(40)]
+def test_parallel_tokenization_is_ordered_and_equal_across_workers():
+    strings = [f"is it {k}'s {k % 7}? no. w{k % 3}" for k in range(40)]
     one = tokenize_many(strings, workers=1, chunk_size=6)
     assert one == [tokenize(s) for s in strings]
     assert tokenize_many(strings, workers=2, chunk_size=6) == one
+    words = ["<PAD>", "<S>", "</S>", "<UNK>", "?", "is", "it", "no", ".", "w1"]
+    flat, lengths = token_ids(strings, words, workers=2, chunk_size=6)
+    assert lengths.tolist() == [len(t) for t in one]
+    index = {w: i for i, w in enumerate(words)}
+    assert flat.tolist() == [index.get(t, 3) for t in sum(one, [])]
+    weights = list(range(40))
+    counts = count_tokens(strings, weights, workers=2, chunk_size=7)
+    assert counts == count_tokens(strings, weights, workers=1)
+    assert counts["?"] == sum(weights) and counts["w1"] == sum(w for w in weights if w % 3 == 1)
 
 
 # ------------------------------------------------------------------ tokens HDF5
@@ -88,10 +97,15 @@ def _vocab(tmp_path, text_cfg):
     return train, tmp_path / "vocab.json", Vocabulary.load(tmp_path / "vocab.json")
 
 
-def test_encode_truncates_and_pads():
-    ids, lengths = encode([[5, 6, 7], [], [8] * 30], max_len=4)
-    assert ids.tolist() == [[5, 6, 7, 0], [0, 0, 0, 0], [8, 8, 8, 8]] and lengths.tolist() == [3, 0, 4]
+def test_pool_truncates_and_pads():
+    vocab = Vocabulary(["<PAD>", "<S>", "</S>", "<UNK>", "a", "b", "c"])
+    pool, rows = tokenize_pools([["a b c", "", "c " * 30, "b zz"], ["a b c", "c b"]], vocab, workers=1)
+    assert rows[0].tolist() == [0, 1, 2, 3] and rows[1].tolist() == [0, 4]  # "a b c" once
+    ids, lengths = pool.padded(rows[0], max_len=4)
+    assert ids.tolist() == [[4, 5, 6, 0], [0, 0, 0, 0], [6, 6, 6, 6], [5, 3, 0, 0]] and lengths.tolist() == [3, 0, 4, 2]
     assert ids.dtype == np.int32 and lengths.dtype == np.int32
+    ids, lengths = pool.padded(rows[1], max_len=2)
+    assert ids.tolist() == [[4, 5], [6, 5]] and lengths.tolist() == [2, 2]
 
 
 def test_train_tokens_file(tmp_path):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from visdial_json import make_dense, make_visdial, write_json
+from visdial_lg.data import visdial
 from visdial_lg.data.visdial import VisDialFormatError, load_dense, load_visdial
 from visdial_lg.errors import InputFormatError
 
@@ -179,3 +182,68 @@ def test_dense_mismatches(tmp_path, change, expected):
         load_dense(path, split)
     assert str(info.value) == f"{path}: {expected}" or str(info.value).startswith(f"{path}: {expected}")
 
+
+
+# ------------------------------------------- numpy fast path for the option arrays
+
+
+def _plain(monkeypatch, path, version="v1.0", split="train"):
+    with monkeypatch.context() as m:
+        m.setattr(visdial, "read_with_options", lambda p: None)
+        return load_visdial(path, version, split)
+
+
+def _assert_same(a, b):
+    for name in ("image_id", "num_rounds", "question", "answer", "answer_options", "gt_index"):
+        x, y = getattr(a.dialogs, name), getattr(b.dialogs, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert a.dialogs.caption == b.dialogs.caption and a.questions == b.questions and a.answers == b.answers
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_fast_path_equals_plain_json(tmp_path, monkeypatch, split):
+    data = make_visdial(12, split=split)
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(data, indent=2))  # arrays spread over lines, as pretty-printed files are
+    plain = _plain(monkeypatch, path, split=split)
+    monkeypatch.setattr(visdial, "read_json", lambda p: pytest.fail("fell back to plain json"))
+    _assert_same(load_visdial(path, "v1.0", split), plain)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["data"]["dialogs"][1].update(answer_options=list(range(100))),  # an extra key elsewhere
+    lambda d: d["data"]["dialogs"][0]["dialog"][2].update(note='"answer_options": [1, 2]'),  # inside a string
+])
+def test_fast_path_mismatch_falls_back_to_plain_json(tmp_path, monkeypatch, change):
+    data = make_visdial(3)
+    change(data)
+    path = write_json(tmp_path / "d.json", data)
+    _assert_same(load_visdial(path, "v1.0", "train"), _plain(monkeypatch, path))
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1.5, "round 4: answer_options[6] = 1.5 is not an integer"),
+    ([3], "round 4: answer_options[6] = [3] is not an integer"),
+    (True, "round 4: answer_options[6] = True is not an integer"),
+])
+def test_fast_path_leaves_bad_values_to_plain_json(tmp_path, value, expected):
+    data = make_visdial(3)
+    data["data"]["dialogs"][1]["dialog"][3]["answer_options"][6] = value
+    assert f"dialog 1 (image_id 101): {expected}" in _error(tmp_path, data)
+
+
+def test_syntax_error_inside_options_names_the_original_line(tmp_path):
+    data = make_visdial(2)
+    text = json.dumps(data, indent=1).replace('"answer_options": [\n', '"answer_options": [\n ,', 1)
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    line = text[: text.index("[\n ,")].count("\n") + 2
+    with pytest.raises(InputFormatError, match=rf"broken\.json: not valid JSON: .* at line {line}, column 2$"):
+        load_visdial(path, "v1.0", "train")
+
+
+@pytest.mark.parametrize("key", ["question", "gt_index"])
+def test_booleans_are_not_indices(tmp_path, key):
+    data = make_visdial(2)
+    data["data"]["dialogs"][1]["dialog"][0][key] = True
+    assert f"dialog 1 (image_id 101): round 1: {key} True is not an integer" in _error(tmp_path, data)

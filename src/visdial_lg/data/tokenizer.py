@@ -16,11 +16,15 @@ See docs/text.md for the differences from `word_tokenize`.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections import Counter
 from functools import lru_cache
+from itertools import chain
 from multiprocessing import get_context
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 from nltk.tokenize.destructive import NLTKWordTokenizer
 from tqdm import tqdm
 
@@ -36,6 +40,7 @@ _CLOSERS = frozenset("]})>\"'»”’")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st jr sr vs etc inc ltd co corp mt ft approx dept fig".split()
 )
+UNK_ID = 3  # Vocabulary.UNK (vocab.py imports this module)
 _CONTEXT = "x"  # a neutral neighbour word: gives a word the whitespace context it has mid-sentence
 
 
@@ -94,28 +99,80 @@ def _tokenize_chunk(strings: Sequence[str]) -> list[list[str]]:
     return [tokenize(s) for s in strings]
 
 
-def tokenize_many(
-    strings: Sequence[str], workers: int = 1, desc: str = "tokenize", chunk_size: int = 20_000
-) -> list[list[str]]:
-    """Tokenize every string (in order) with `workers` processes, with a progress bar."""
-    chunks = [strings[i : i + chunk_size] for i in range(0, len(strings), chunk_size)]
-    bar = tqdm(total=len(strings), desc=desc, unit="str", disable=None)
-    out: list[list[str]] = []
+def _count_chunk(pairs: Sequence[tuple[str, int]]) -> Counter:
+    counts: Counter = Counter()
+    for text, weight in pairs:
+        for token in tokenize(text):
+            counts[token] += weight
+    return counts
+
+
+_WORD_INDEX: dict[str, int] = {}  # the vocabulary of `_ids_chunk`, set in each worker
+
+
+def _set_word_index(words: Sequence[str]) -> None:
+    global _WORD_INDEX
+    _WORD_INDEX = {w: i for i, w in enumerate(words)}
+
+
+def _ids_chunk(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    get, unk = _WORD_INDEX.get, UNK_ID
+    ids = [[get(t, unk) for t in tokenize(s)] for s in strings]
+    lengths = np.fromiter(map(len, ids), np.int32, count=len(ids))  # [n]
+    return np.fromiter(chain.from_iterable(ids), np.int32, count=int(lengths.sum())), lengths
+
+
+def map_chunks(fn: Callable, items: Sequence, workers: int, desc: str, chunk_size: int = 20_000,
+               initializer: Callable | None = None, initargs: tuple = ()) -> Iterator:
+    """`fn(chunk)` for consecutive chunks of `items`, in order, over `workers` processes."""
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     workers = max(1, min(workers, len(chunks), os.cpu_count() or 1))
+    pool = None
     if workers == 1:
-        results: Iterable[list[list[str]]] = map(_tokenize_chunk, chunks)
-        pool = None
+        if initializer is not None:
+            initializer(*initargs)
+        results: Iterable = map(fn, chunks)
     else:
-        # fork: workers inherit the imported tokenizer; the cache fills per worker
-        pool = get_context("fork").Pool(workers)
-        results = pool.imap(_tokenize_chunk, chunks)
-    try:
-        for part in results:
-            out.extend(part)
-            bar.update(len(part))
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
-    return out
+        # fork: workers inherit the imported tokenizer; the cache fills per worker. Freezing
+        # the GC keeps the workers from touching (and so copying) the parent's objects.
+        gc.freeze()
+        pool = get_context("fork").Pool(workers, initializer, initargs)
+        gc.unfreeze()
+        results = pool.imap(fn, chunks)
+    with tqdm(total=len(items), desc=desc, unit="str", disable=None) as bar:
+        try:
+            for chunk, result in zip(chunks, results):
+                bar.update(len(chunk))
+                yield result
+        finally:
+            if pool is not None:
+                if bar.n < len(items):  # stopped early (error, Ctrl-C): do not wait for the rest
+                    pool.terminate()
+                else:
+                    pool.close()
+                pool.join()
+
+
+def tokenize_many(strings: Sequence[str], workers: int = 1, chunk_size: int = 20_000) -> list[list[str]]:
+    """The tokens of every string, in order."""
+    return list(chain.from_iterable(map_chunks(_tokenize_chunk, strings, workers, "tokenize", chunk_size)))
+
+
+def count_tokens(strings: Sequence[str], weights: Sequence[int], workers: int = 1, chunk_size: int = 20_000
+                 ) -> Counter:
+    """Sum over strings of weight x (count of each token in the string)."""
+    total: Counter = Counter()
+    for counts in map_chunks(_count_chunk, list(zip(strings, weights)), workers, "count words", chunk_size):
+        total.update(counts)
+    return total
+
+
+def token_ids(strings: Sequence[str], words: Sequence[str], workers: int = 1, chunk_size: int = 20_000
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of every string's tokens in the vocabulary `words` (unknown -> 3):
+    (flat ids [sum(lengths)] int32, lengths [N] int32)."""
+    parts = list(map_chunks(_ids_chunk, strings, workers, "tokenize", chunk_size, initializer=_set_word_index,
+                            initargs=(list(words),)))
+    if not parts:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

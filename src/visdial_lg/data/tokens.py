@@ -9,32 +9,41 @@ stored as indices, never as 100x expanded tokens. The batch construction (histor
 from __future__ import annotations
 
 import os
-from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
 import h5py
 import numpy as np
 
-from .tokenizer import tokenize_many
+from .tokenizer import token_ids
 from .visdial import NUM_OPTIONS, load_dense, load_visdial
 from .vocab import Vocabulary
 
 
-def encode(rows: Sequence[Sequence[int]], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Id lists -> (ids [N, max_len] int32 truncated and 0-padded, lengths [N] int32)."""
-    lengths = np.fromiter((min(len(r), max_len) for r in rows), np.int32, count=len(rows))  # [N]
-    flat = np.fromiter(chain.from_iterable(r[:max_len] for r in rows), np.int32, count=int(lengths.sum()))
-    ids = np.zeros((len(rows), max_len), np.int32)  # [N, max_len]
-    ids[np.arange(max_len) < lengths[:, None]] = flat  # row-major order matches `flat`
-    return ids, lengths
+class TokenPool:
+    """The ids of distinct strings, concatenated: string k is flat[start[k] : start[k] + length[k]]."""
+
+    def __init__(self, strings: Sequence[str], vocab: Vocabulary, workers: int):
+        self.flat, self.length = token_ids(strings, vocab.words, workers)  # [T] int32, [S] int32
+        self.start = np.concatenate([[0], np.cumsum(self.length, dtype=np.int64)[:-1]])  # [S]
+
+    def padded(self, rows: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Strings `rows` as (ids [N, max_len] int32 truncated and 0-padded, lengths [N] int32)."""
+        lengths = np.minimum(self.length[rows], max_len).astype(np.int32)  # [N]
+        steps = np.arange(max_len)
+        pos = self.start[rows][:, None] + steps  # [N, max_len]
+        flat = np.append(self.flat, np.int32(0))  # a 0 to point past-the-end positions at
+        ids = np.where(steps < lengths[:, None], flat[np.minimum(pos, len(self.flat))], 0)  # [N, max_len]
+        return ids.astype(np.int32), lengths
 
 
-def tokenize_strings(pools: Sequence[Sequence[str]], vocab: Vocabulary, workers: int) -> list[list[list[int]]]:
-    """Ids of every string in each pool; each distinct string is tokenized once."""
-    unique = list(dict.fromkeys(chain.from_iterable(pools)))
-    ids_of = dict(zip(unique, (vocab.to_ids(t) for t in tokenize_many(unique, workers))))
-    return [[ids_of[s] for s in pool] for pool in pools]
+def tokenize_pools(pools: Sequence[Sequence[str]], vocab: Vocabulary, workers: int
+                   ) -> tuple[TokenPool, list[np.ndarray]]:
+    """Each distinct string of all pools tokenized once: (TokenPool, per pool its rows [len(pool)])."""
+    row_of: dict[str, int] = {}
+    rows = [np.fromiter((row_of.setdefault(s, len(row_of)) for s in pool), np.int64, count=len(pool))
+            for pool in pools]
+    return TokenPool(list(row_of), vocab, workers), rows
 
 
 def tokenize_split(json_path, vocab_path, out, text_cfg, version: str, split: str, dense_path=None) -> None:
@@ -43,12 +52,12 @@ def tokenize_split(json_path, vocab_path, out, text_cfg, version: str, split: st
     dense = load_dense(dense_path, data) if dense_path else None
     vocab = Vocabulary.load(vocab_path)
     d = data.dialogs
-    questions, answers, captions = tokenize_strings(
+    pool, (questions, answers, captions) = tokenize_pools(
         [[q + "?" for q in data.questions], data.answers, d.caption], vocab, text_cfg.workers  # LTMI adds "?"
     )
-    question_tokens, question_len = encode(questions, text_cfg.max_question_len)
-    answer_tokens, answer_len = encode(answers, text_cfg.max_answer_len)
-    caption_tokens, caption_len = encode(captions, text_cfg.max_caption_len)
+    question_tokens, question_len = pool.padded(questions, text_cfg.max_question_len)
+    answer_tokens, answer_len = pool.padded(answers, text_cfg.max_answer_len)
+    caption_tokens, caption_len = pool.padded(captions, text_cfg.max_caption_len)
 
     tmp = f"{out}.tmp"
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Layout: docs/formats.md "VisDial JSON", reference/ltmi.md §2.4-2.5. The file is
 with plain `json.load`; the per-round fields are gathered in one pass and checked
 with numpy (indices in range, 100 options, gt_index, GT answer among the options).
 Every error is one line naming the file, the dialog index, the image id and what is
-wrong.
+wrong. The option arrays take a numpy fast path (data/options_json.py); whenever it
+sees anything unusual the file is read again with plain `json.load`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputFormatError
+from .options_json import PLACEHOLDER, read_with_options
 
 NUM_ROUNDS = 10
 NUM_OPTIONS = 100
@@ -27,6 +29,10 @@ SPLITS = ("train", "val", "test")
 
 class VisDialFormatError(InputFormatError):
     """A VisDial dialog or dense-annotation file does not have the VisDial layout."""
+
+
+class _FastPathMismatch(Exception):
+    """The numpy-parsed option arrays do not line up with the rounds: read with plain json."""
 
 
 @dataclass
@@ -134,24 +140,24 @@ def _round(rd: Any, i: int, r: int, keys: tuple[str, ...], report: _Reporter) ->
 
 
 def _index_array(values: list, name: str, shape: tuple, locate, report: _Reporter) -> np.ndarray:
-    """np.array of python ints with the given shape; else name the first bad value."""
-    try:
-        arr = np.array(values)
-    except ValueError:  # ragged option lists
-        arr = None
-    if arr is None or arr.shape != shape or arr.dtype.kind not in "iu":
+    """np.array of Python ints with the given shape; else name the first bad value.
+
+    The types are checked in Python: numpy would silently take booleans, floats and
+    digit strings as integers."""
+    if name == "answer_options":
         for k, v in enumerate(values):
-            if name == "answer_options":
-                if not isinstance(v, list) or len(v) != shape[1]:
-                    n = len(v) if isinstance(v, list) else "no list of"
-                    raise report.round(*locate(k), f"answer_options has {n} entries, expected {shape[1]}")
-                bad = next((o for o, x in enumerate(v) if not _int(x)), None)
-                if bad is not None:
-                    raise report.round(*locate(k), f"answer_options[{bad}] = {v[bad]!r} is not an integer")
-            elif not _int(v):
-                raise report.round(*locate(k), f"{name} {v!r} is not an integer")
-        raise report.file(f"{name} values are not integers")  # pragma: no cover - defensive
-    return arr
+            if type(v) is list and len(v) == shape[1] and all(type(x) is int for x in v):
+                continue
+            if not isinstance(v, list) or len(v) != shape[1]:
+                n = len(v) if isinstance(v, list) else "no list of"
+                raise report.round(*locate(k), f"answer_options has {n} entries, expected {shape[1]}")
+            bad = next(o for o, x in enumerate(v) if not _int(x))
+            raise report.round(*locate(k), f"answer_options[{bad}] = {v[bad]!r} is not an integer")
+    else:
+        bad = next((k for k, v in enumerate(values) if not _int(v)), None)
+        if bad is not None:
+            raise report.round(*locate(bad), f"{name} {values[bad]!r} is not an integer")
+    return np.array(values, dtype=np.int64).reshape(shape)
 
 
 def _check_range(arr: np.ndarray, name: str, low: int, high: int, locate, report: _Reporter, valid=None) -> None:
@@ -165,7 +171,7 @@ def _check_range(arr: np.ndarray, name: str, low: int, high: int, locate, report
         raise report.round(dialog, round_, f"{name}{suffix} = {int(arr[pos])} out of range [{low}, {high})")
 
 
-def _read_full_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, split: str) -> Dialogs:
+def _read_full_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, split: str, options) -> Dialogs:
     """train / val: exactly 10 complete rounds per dialog."""
     D = len(dialogs)
     image_id, caption, q, a, g, opts = [], [], [], [], [], []
@@ -177,8 +183,12 @@ def _read_full_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, spli
         image_id.append(iid)
         caption.append(cap)
         for r, rd in enumerate(rounds, 1):
-            qi, ai, oi, gi = _round(rd, i, r, keys, report)
-            q.append(qi), a.append(ai), opts.append(oi), g.append(gi)
+            try:
+                q.append(rd["question"]), a.append(rd["answer"])
+                opts.append(rd["answer_options"]), g.append(rd["gt_index"])
+            except (KeyError, TypeError):
+                _round(rd, i, r, keys, report)  # raises the precise error
+                raise
 
     def locate(k):  # flat round index -> (dialog, 1-based round)
         return k // NUM_ROUNDS, k % NUM_ROUNDS + 1
@@ -190,7 +200,8 @@ def _read_full_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, spli
     q_arr = _index_array(q, "question", (n,), locate, report)
     a_arr = _index_array(a, "answer", (n,), locate, report)
     g_arr = _index_array(g, "gt_index", (n,), locate, report)
-    o_arr = _index_array(opts, "answer_options", (n, NUM_OPTIONS), locate, report)
+    o_arr = _fast_options(opts, options) if options is not None else \
+        _index_array(opts, "answer_options", (n, NUM_OPTIONS), locate, report)
     del opts
     _check_range(q_arr, "question", 0, n_q, locate_pos, report)
     _check_range(a_arr, "answer", 0, n_a, locate_pos, report)
@@ -213,7 +224,7 @@ def _read_full_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, spli
     )
 
 
-def _read_test_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int) -> Dialogs:
+def _read_test_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, options) -> Dialogs:
     """test: 1..10 rounds; earlier rounds question + answer, the last question + options only."""
     D = len(dialogs)
     image_id, caption = [], []
@@ -244,7 +255,8 @@ def _read_test_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int) -> D
 
     for name, arr, high in (("question", question, n_q), ("answer", answer, n_a)):
         _check_range(arr, name, 0, high, lambda pos: (pos[0], pos[1] + 1, ""), report, valid=arr >= 0)
-    opts = _index_array(last_opts, "answer_options", (D, NUM_OPTIONS), locate_last, report)
+    opts = _fast_options(last_opts, options) if options is not None else \
+        _index_array(last_opts, "answer_options", (D, NUM_OPTIONS), locate_last, report)
     _check_range(opts, "answer_options", 0, n_a, lambda pos: (*locate_last(pos[0]), f"[{pos[1]}]"), report)
     answer_options = np.full((D, NUM_ROUNDS, NUM_OPTIONS), -1, np.int32)
     answer_options[np.arange(D), num_rounds - 1] = opts
@@ -257,6 +269,13 @@ def _read_test_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int) -> D
         answer_options=answer_options,
         gt_index=np.full((D, NUM_ROUNDS), -1, np.int16),
     )
+
+
+def _fast_options(placeholders: list, options: np.ndarray) -> np.ndarray:
+    """The fast path's [N, 100] options, if each round's `answer_options` held one placeholder."""
+    if len(placeholders) != len(options) or any(type(p) is not int or p != PLACEHOLDER for p in placeholders):
+        raise _FastPathMismatch
+    return options
 
 
 def _check_ints(values: list, keys: tuple[str, ...], i: int, r: int, report: _Reporter) -> list:
@@ -284,16 +303,26 @@ def load_visdial(path: str | Path, version: str, split: str) -> VisDialSplit:
         raise VisDialFormatError(f"{path}: unknown VisDial version {version!r} (expected one of {VERSIONS})")
     if split not in SPLITS or (version == "v0.9" and split == "test"):
         raise VisDialFormatError(f"{path}: VisDial {version} has no split {split!r}")
-    data = read_json(path)
+    fast = read_with_options(path)
+    if fast is not None:
+        try:
+            return _parse(path, *fast, version, split)
+        except _FastPathMismatch:
+            pass
+    return _parse(path, read_json(path), None, version, split)
+
+
+def _parse(path, data: Any, options: np.ndarray | None, version: str, split: str) -> VisDialSplit:
+    """Validate parsed JSON; `options` [N, 100] replaces the placeholders of the fast path."""
     report = _Reporter(path, [])
     questions, answers, dialogs = _check_header(data, report, version, split)
     report.dialogs = dialogs
     if not dialogs:
         raise report.file("data.dialogs is empty")
     if split == "test":
-        parsed = _read_test_rounds(dialogs, report, len(questions), len(answers))
+        parsed = _read_test_rounds(dialogs, report, len(questions), len(answers), options)
     else:
-        parsed = _read_full_rounds(dialogs, report, len(questions), len(answers), split)
+        parsed = _read_full_rounds(dialogs, report, len(questions), len(answers), split, options)
     _check_unique_images(parsed.image_id, report)
     return VisDialSplit(questions, answers, parsed, split, version, str(path))
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputFormatError
-from .tokenizer import tokenize_many
+from .tokenizer import UNK_ID, count_tokens
 from .visdial import VisDialSplit, load_visdial, read_json
 
 GLOVE_DIM = 300
@@ -27,7 +27,7 @@ GLOVE_SEED = 0  # LTMI's seed; fixes the random rows of words GloVe lacks
 
 
 class Vocabulary:
-    PAD, SOS, EOS, UNK = 0, 1, 2, 3
+    PAD, SOS, EOS, UNK = 0, 1, 2, UNK_ID
     SPECIALS = ("<PAD>", "<S>", "</S>", "<UNK>")
 
     def __init__(self, words: Sequence[str]):
@@ -85,11 +85,7 @@ def count_words(split: VisDialSplit, workers: int = 1) -> Counter:
     used_a = np.flatnonzero(a_uses)
     strings = [split.questions[i] + "?" for i in used_q] + [split.answers[i] for i in used_a] + d.caption
     weights = np.concatenate([q_uses[used_q], a_uses[used_a], np.ones(len(d.caption), np.int64)]).tolist()
-    counts: Counter = Counter()
-    for tokens, weight in zip(tokenize_many(strings, workers, desc="count words"), weights):
-        for t in tokens:
-            counts[t] += weight
-    return counts
+    return count_tokens(strings, weights, workers)
 
 
 def build_vocabulary(split: VisDialSplit, min_count: int, workers: int = 1) -> Vocabulary:
@@ -143,6 +139,16 @@ def glove_embedding(path: str | Path, vocab: Vocabulary, dim: int = GLOVE_DIM, s
     return weight
 
 
+def save_glove_embedding(glove_path, vocab: Vocabulary, out) -> None:
+    """Write `{"weight": FloatTensor[V, 300]}` (GloVe-initialised) to `out`, atomically."""
+    import torch
+
+    weight = glove_embedding(glove_path, vocab)
+    tmp = f"{out}.tmp"
+    torch.save({"weight": weight}, tmp)
+    os.replace(tmp, out)
+
+
 def build_vocabulary_file(train_json, out, text_cfg, glove_path=None, glove_out=None, version: str = "v1.0") -> Vocabulary:
     """Vocabulary JSON from a train split (+ the GloVe `.pt` when `glove_path` is given)."""
     if bool(glove_path) != bool(glove_out):
@@ -150,11 +156,6 @@ def build_vocabulary_file(train_json, out, text_cfg, glove_path=None, glove_out=
     split = load_visdial(train_json, version, "train")
     vocab = build_vocabulary(split, text_cfg.min_count, text_cfg.workers)
     if glove_path:
-        import torch
-
-        weight = glove_embedding(glove_path, vocab)
-        tmp = f"{glove_out}.tmp"
-        torch.save({"weight": weight}, tmp)
-        os.replace(tmp, glove_out)
+        save_glove_embedding(glove_path, vocab, glove_out)
     vocab.save(out, text_cfg.min_count, str(train_json))
     return vocab
