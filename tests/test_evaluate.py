@@ -143,24 +143,51 @@ def test_ndcg_is_absent_without_dense_annotations(runs_base, tmp_path):
 
 
 @pytest.mark.parametrize("variant", ["mean", "random", "oracle"])
-def test_grounding_variants_run_and_change_the_scores(runs_base, variant, tmp_path_factory):
+def test_grounding_variants_reach_the_model(runs_base, variant, tmp_path, monkeypatch):
+    """Each variant is what the model scores with; the oracle gets the regions matching the
+    annotated boxes of the annotated round only."""
+    from visdial_lg.models.ltmi import VisualDialogModel
+
+    runs = tiny_runs(runs_base)
     oracle = None
-    if variant == "oracle":  # round 1 of each image refers to the first two regions
-        with h5py.File(tiny_runs(runs_base)["features"]) as f:
+    if variant == "oracle":  # round 1 of each image refers to its first two regions
+        with h5py.File(runs["features"]) as f:
             entries = [{"image_id": int(i), "round_id": 1, "boxes": f["boxes"][n, :2].tolist()}
                        for n, i in enumerate(f["image_id"][:])]
-        oracle = tmp_path_factory.mktemp("oracle") / "grounding.json"
+        oracle = tmp_path / "grounding.json"
         oracle.write_text(json.dumps(entries))
-    result = evaluated(runs_base, LTMI, grounding=variant, oracle=oracle)
+    seen = []
+    real_score = VisualDialogModel.score
+
+    def spy(self, batch, grounding="prior", oracle_regions=None, generator=None):
+        seen.append((grounding, oracle_regions))
+        return real_score(self, batch, grounding, oracle_regions, generator)
+
+    monkeypatch.setattr(VisualDialogModel, "score", spy)
+    inputs = EvalInputs(runs["checkpoints"][LTMI], runs["val"], runs["features"], "val", grounding=variant,
+                        oracle=oracle)
+    result = evaluate(inputs, tmp_path / f"val_{variant}.json", batch_size=2)
     assert result["grounding"] == variant
     _in_range(result["decoders"]["gen"])
-    with np.load(ranks_file(runs_base / LTMI / f"val_{variant}.json")) as ranks, \
-            np.load(ranks_file(runs_base / LTMI / "val_prior.json")) as prior:
-        changed = (ranks["gen"] != prior["gen"]).any(axis=-1)  # [D, R]
-    if variant == "oracle":  # only the annotated round gets another distribution
-        assert changed[:, 0].any() and not changed[:, 1:].any()
+    assert [g for g, _ in seen] == [variant]  # one batch of two dialogs
+    regions = seen[0][1]
+    if variant == "oracle":
+        assert result["oracle_annotations"] == "grounding.json"
+        assert regions.shape == (DIALOGS, R, 6) and not regions[:, 1:].any()
+        assert regions[:, 0, :2].all()  # the annotated regions themselves (IoU 1)
     else:
-        assert changed.any()
+        assert regions is None
+
+
+def test_random_variant_is_reproducible(runs_base, tmp_path):
+    """The shuffle is seeded by the batch's image ids: a rerun ranks identically."""
+    evaluated(runs_base, LTMI, grounding="random")
+    runs = tiny_runs(runs_base)
+    inputs = EvalInputs(runs["checkpoints"][LTMI], runs["val"], runs["features"], "val", grounding="random")
+    evaluate(inputs, tmp_path / "val_random.json", batch_size=2)
+    with np.load(ranks_file(runs_base / LTMI / "val_random.json")) as first, \
+            np.load(ranks_file(tmp_path / "val_random.json")) as again:
+        assert (first["gen"] == again["gen"]).all()
 
 
 def test_oracle_without_annotations_is_refused(runs_base):
