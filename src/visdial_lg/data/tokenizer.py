@@ -139,7 +139,7 @@ def map_chunks(fn: Callable, items: Sequence, workers: int, desc: str, chunk_siz
         pool = get_context("fork").Pool(workers, initializer, initargs)
         gc.unfreeze()
         results = pool.imap(fn, chunks)
-    with tqdm(total=len(items), desc=desc, unit="str", disable=None) as bar:
+    with tqdm(total=len(items), desc=desc, unit="str") as bar:
         try:
             for chunk, result in zip(chunks, results):
                 bar.update(len(chunk))

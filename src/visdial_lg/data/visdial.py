@@ -176,7 +176,7 @@ def _read_full_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, spli
     D = len(dialogs)
     image_id, caption, q, a, g, opts = [], [], [], [], [], []
     keys = ("question", "answer", "answer_options", "gt_index")
-    for i, d in enumerate(tqdm(dialogs, desc=f"check {split} dialogs", unit="dlg", disable=None)):
+    for i, d in enumerate(tqdm(dialogs, desc=f"check {split} dialogs", unit="dlg")):
         iid, cap, rounds = _dialog_fields(d, i, report)
         if len(rounds) != NUM_ROUNDS:
             raise report.dialog(i, f"a {split} dialog has {len(rounds)} rounds, expected {NUM_ROUNDS}")
@@ -232,7 +232,7 @@ def _read_test_rounds(dialogs: list, report: _Reporter, n_q: int, n_a: int, opti
     question = np.full((D, NUM_ROUNDS), -1, np.int64)
     answer = np.full((D, NUM_ROUNDS), -1, np.int64)
     last_opts = []
-    for i, d in enumerate(tqdm(dialogs, desc="check test dialogs", unit="dlg", disable=None)):
+    for i, d in enumerate(tqdm(dialogs, desc="check test dialogs", unit="dlg")):
         iid, cap, rounds = _dialog_fields(d, i, report)
         if not 1 <= len(rounds) <= NUM_ROUNDS:
             raise report.dialog(i, f"a test dialog has {len(rounds)} rounds, expected 1..{NUM_ROUNDS}")

@@ -106,7 +106,7 @@ def read_glove(path: str | Path, vocab: Vocabulary, dim: int = GLOVE_DIM) -> dic
     except FileNotFoundError as e:
         raise InputFormatError(f"{path}: GloVe file not found") from e
     with f:
-        for lineno, line in enumerate(tqdm(f, desc="read GloVe", unit="line", disable=None), 1):
+        for lineno, line in enumerate(tqdm(f, desc="read GloVe", unit="line"), 1):
             head = line[: line.find(" ")]
             if head not in vocab:
                 continue
