@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from visdial_lg.features.anchors import caffe_cell_anchors
 from visdial_lg.features.model import build_detector, preprocess
 from visdial_lg.features.weights import (WeightsError, read_weights_file, save_public_pickle, sha256_of, to_internal,
                                          to_public)
@@ -126,3 +127,16 @@ def test_weights_that_do_not_fit_list_the_offending_keys(tmp_path):
     with pytest.raises(WeightsError, match=r"unexpected \(1\): extra\.weight; wrong shape \(1\): "
                                            r"roi_heads\.box_predictor\.attr_score\.weight: file \(400, 512\) vs model \(401, 512\)"):
         build_detector(SECTION, str(path))
+
+
+def test_an_anchor_buffer_in_the_file_decides_the_anchor_order():
+    internal = _detector().state_dict()
+    public = to_public(internal, "detectron2")
+    head = "proposal_generator.rpn_head."
+    for name in ("objectness_logits.weight", "objectness_logits.bias", "anchor_deltas.weight", "anchor_deltas.bias"):
+        public[head + name] = internal[head + name]  # Caffe order in a detectron2-layout file...
+    public["proposal_generator.anchor_generator.cell_anchors.0"] = caffe_cell_anchors() + 0.5  # ...and it says so
+    converted = to_internal(public)
+    for name in ("objectness_logits.weight", "anchor_deltas.bias"):
+        assert torch.equal(converted[head + name], internal[head + name])
+    assert "proposal_generator.anchor_generator.cell_anchors.0" not in converted

@@ -101,12 +101,14 @@ class BUTDDetector(nn.Module):
         if original_sizes is None:
             original_sizes = torch.round(image_sizes.float() / scales.view(B, 1)).long()
         original_hw = [tuple(int(v) for v in hw) for hw in original_sizes.tolist()]
+        if given_boxes is not None:  # checked before any compute
+            given_boxes = _check_given_boxes(given_boxes, B, images.device)  # [k_i, 4] original pixels
 
         res4 = self.backbone(images, image_sizes)  # [B, 1024, H/16, W/16]
         if given_boxes is None:
             proposals = self.proposal_generator(res4, level_sizes(image_sizes)[16], image_sizes, scales)
         else:
-            proposals = [b * scales[i] for i, b in enumerate(_check_given_boxes(given_boxes, B, images.device))]
+            proposals = [boxes * scales[i] for i, boxes in enumerate(given_boxes)]
         counts = [p.shape[0] for p in proposals]
         rois = torch.cat([torch.cat([p.new_full((p.shape[0], 1), i), p], 1) for i, p in enumerate(proposals)])  # [R, 5]
         pool5, class_prob, deltas, attr_prob = self.roi_heads(res4, rois)
@@ -118,7 +120,7 @@ class BUTDDetector(nn.Module):
         outputs, start = [], 0
         for i, n in enumerate(counts):
             rows = start + keep[i]
-            boxes = given_boxes[i].to(images.device).float() if given_boxes is not None else proposals[i][keep[i]] / scales[i]
+            boxes = given_boxes[i] if given_boxes is not None else proposals[i][keep[i]] / scales[i]
             outputs.append(describe_regions(boxes, pool5[rows], class_prob[rows], deltas[rows], attr_prob[rows],
                                             original_hw[i], self.cfg.top_attrs))
             start += n
@@ -163,10 +165,11 @@ def build_detector(section: dict, weights: str, sha256: str | None = None, seed:
     return model.eval().requires_grad_(False)
 
 
-def estimate_flops(section: dict, image_hw: tuple[int, int]) -> dict[str, float]:
+def estimate_flops(section: dict, image_hw: tuple[int, int]) -> dict:
     """Floating-point operations (2 x multiply-adds of convs and linears) for one image of
     original size image_hw, counted by torch's FlopCounterMode on a meta-device model.
-    The region head is counted for post_nms_topk regions (the most the RPN passes on)."""
+    The region head is counted for post_nms_topk regions (the most the RPN passes on).
+    Returns FLOPs per stage ("backbone", "rpn", "roi_heads", "total"), "resized_hw" and "regions"."""
     from torch.utils.flop_counter import FlopCounterMode
 
     cfg = DetectorConfig.from_section(section)

@@ -24,6 +24,9 @@ import torch
 from .anchors import clip_boxes, decode_boxes, pairwise_iou
 
 
+BITS = 32  # flags per int64 word
+
+
 def _pack_bits(mask: torch.Tensor) -> torch.Tensor:
     """[..., R] bool -> [..., ceil(R / 32)] int64 holding 32 flags per word (the sign bit stays unused)."""
     R = mask.shape[-1]
@@ -33,8 +36,6 @@ def _pack_bits(mask: torch.Tensor) -> torch.Tensor:
                                       torch.arange(BITS, device=mask.device))
     return (padded.long() * powers).sum(-1)
 
-
-BITS = 32
 
 
 def max_class_confidence(boxes: torch.Tensor, class_prob: torch.Tensor, valid: torch.Tensor,
@@ -47,16 +48,17 @@ def max_class_confidence(boxes: torch.Tensor, class_prob: torch.Tensor, valid: t
     ranked_prob = class_prob.float().masked_fill(~valid.unsqueeze(-1), -1.0).transpose(1, 2).contiguous()  # [B, C, R]
     order = ranked_prob.argsort(dim=-1, descending=True, stable=True)  # [B, C, R] proposal at rank t
     overlap = _pack_bits(pairwise_iou(boxes, boxes) > iou_threshold)  # [B, R, W] bit j: IoU(i, j) > thr
+    # Everything the scan needs per rank, gathered up front so that each step is a handful of kernels.
+    word = order // BITS  # [B, C, R] word of the proposal at rank t
+    flag = torch.bitwise_left_shift(torch.ones_like(order), order % BITS)  # [B, C, R] its bit
+    overlap_ranked = overlap[torch.arange(B, device=device).view(B, 1, 1), order]  # [B, C, R, W]
     suppressed = torch.zeros(B, C, overlap.shape[-1], dtype=torch.int64, device=device)  # [B, C, W]
     kept_at_rank = torch.empty(B, C, R, dtype=torch.bool, device=device)  # [B, C, R]
-    batch = torch.arange(B, device=device).view(B, 1)
     for t in range(R):
-        proposal = order[:, :, t]  # [B, C]
-        word = suppressed.gather(2, (proposal // BITS).unsqueeze(-1)).squeeze(-1)  # [B, C]
-        keep = torch.bitwise_right_shift(word, proposal % BITS).bitwise_and(1) == 0  # [B, C]
-        kept_at_rank[:, :, t] = keep
+        hit = suppressed.gather(2, word[:, :, t : t + 1]).squeeze(2).bitwise_and_(flag[:, :, t])  # [B, C]
+        keep = torch.eq(hit, 0, out=kept_at_rank[:, :, t])  # [B, C]
         # A kept proposal suppresses, in its class, every proposal it overlaps.
-        suppressed.bitwise_or_(overlap[batch, proposal] * keep.unsqueeze(-1))
+        suppressed.bitwise_or_(overlap_ranked[:, :, t] * keep.unsqueeze(-1))
     survives = torch.zeros(B, C, R, dtype=torch.bool, device=device).scatter_(2, order, kept_at_rank)
     survives = survives.transpose(1, 2) & valid.unsqueeze(-1)  # [B, R, C]
     return torch.where(survives, class_prob.float(), 0.0).amax(dim=-1)

@@ -32,6 +32,7 @@ from .anchors import caffe_cell_anchors
 from .backbone import RES4_BLOCKS, FrozenBatchNorm2d
 
 D2_BBOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+RESIDUAL_BRANCH_GAIN = 0.25  # random init: scale of each bottleneck's last BN
 PRED = "roi_heads.box_predictor."
 RPN_HEAD = "proposal_generator.rpn_head."
 ANCHOR_KEYS = ("proposal_generator.anchor_generator.cell_anchors.0", "proposal_generator.anchor_generator.cell_anchors")
@@ -128,9 +129,11 @@ def _anchor_order(file_anchors: torch.Tensor | None, layout: str) -> torch.Tenso
             return torch.arange(12)
         # detectron2 generates sizes outer, ratios inner; Caffe ratios outer, scales inner.
         return torch.tensor([s * 3 + r for r in range(3) for s in range(4)])
-    def shape(a: torch.Tensor) -> torch.Tensor:
+
+    def sides(a: torch.Tensor) -> torch.Tensor:  # [12, 2] widths and heights
         return torch.stack([a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]], 1)
-    distance = torch.cdist(shape(caffe), shape(file_anchors.float().reshape(-1, 4)))  # [12, 12]
+
+    distance = torch.cdist(sides(caffe), sides(file_anchors.float().reshape(-1, 4)))  # [12, 12]
     return distance.argmin(dim=1)
 
 
@@ -288,5 +291,3 @@ def init_random_weights(model: nn.Module, seed: int = 0) -> None:
     nn.init.normal_(model.roi_heads.box_predictor.bbox_pred.weight, std=0.001, generator=generator)
     model.weights_sha256 = None
 
-
-RESIDUAL_BRANCH_GAIN = 0.25
