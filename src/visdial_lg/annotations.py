@@ -51,7 +51,7 @@ def matching_regions(regions: torch.Tensor, annotated: torch.Tensor, iou: float 
 def oracle_regions(batch: dict, table: dict[RoundKey, torch.Tensor], iou: float = 0.5) -> torch.Tensor:
     """[B, R, K] bool: per round, the valid regions matching its annotated boxes.
     Rounds without annotation or without a matching region get none (the model then
-    falls back to the uniform distribution, see docs/model.md)."""
+    keeps its own prior there, `models.grounding.replace_distribution`)."""
     boxes, num_boxes = batch["boxes"], batch["num_boxes"]  # [B, K, 4], [B]
     B, K = boxes.shape[:2]
     R = batch["ques_tokens"].shape[1]

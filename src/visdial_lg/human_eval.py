@@ -47,7 +47,7 @@ def top_answers(metrics_json: Path, decoder: str = "gen") -> tuple[np.ndarray, n
         ranks_name = json.loads(Path(metrics_json).read_text())["ranks"]
     except (OSError, json.JSONDecodeError, KeyError) as e:
         raise InputFormatError(f"{metrics_json}: not an evaluation with saved ranks ({e})") from e
-    path = Path(metrics_json).parent / ranks_name
+    path = Path(metrics_json).parent / Path(ranks_name).name  # the ranks lie next to the JSON
     try:
         with np.load(path) as data:
             if decoder not in data or data[decoder].ndim != 3:
