@@ -208,3 +208,42 @@ def test_random_is_exactly_three_of_k_when_one_region_matches(runs_base, tmp_pat
     result = grounding_accuracy(runs["checkpoints"][LTMI], runs["val"], features, tmp_path / "g.json",
                                 annotations=table, source="one box", samples=10, batch_size=2)
     assert result["eligible"] == 2 and result["random"] == pytest.approx(comb(5, 2) / comb(6, 3))
+
+
+# ------------------------------------------------------------------ round-box files
+
+
+def test_matching_regions_by_iou():
+    regions = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 20], [5, 0, 15, 10], [50, 50, 60, 60]], dtype=torch.float32)
+    # IoU with (0,0,10,10): 1, 100/200 = 0.5, 50/150 = 0.33, 0
+    assert matching_regions(regions, torch.tensor([[0.0, 0.0, 10.0, 10.0]])).tolist() == [True, True, False, False]
+    assert not matching_regions(regions, torch.zeros(0, 4)).any()
+
+
+def test_oracle_regions_mark_only_annotated_rounds():
+    from visdial_lg.annotations import oracle_regions
+
+    batch = {"boxes": torch.tensor([[[0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]]], dtype=torch.float32),
+             "num_boxes": torch.tensor([2]), "image_id": torch.tensor([7]), "ques_tokens": torch.zeros(1, 10, 20)}
+    marked = oracle_regions(batch, {(7, 3): torch.tensor([[0.0, 0.0, 10.0, 10.0]]), (8, 1): torch.zeros(0, 4)})
+    assert marked.shape == (1, 10, 3)
+    assert marked[0, 2].tolist() == [True, False, False]  # the padded third region never counts
+    assert marked.sum() == 1
+
+
+@pytest.mark.parametrize("text, culprit", [
+    ("[{", "not valid JSON"),
+    ('{"image_id": 1}', "expected a list"),
+    ('[{"image_id": 1, "round_id": 2}]', "entry 0 is not"),
+    ('[{"image_id": 1, "round_id": 2, "boxes": [[1, 2, 3]]}]', "entry 0 is not"),
+])
+def test_malformed_round_box_file_is_named(tmp_path, text, culprit):
+    from visdial_lg.annotations import load_round_boxes
+
+    path = tmp_path / "rounds.json"
+    path.write_text(text)
+    with pytest.raises(InputFormatError, match=culprit) as error:
+        load_round_boxes(path)
+    assert "rounds.json" in str(error.value)
+    with pytest.raises(InputFormatError, match="not found"):
+        load_round_boxes(tmp_path / "missing.json")
