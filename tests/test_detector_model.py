@@ -103,7 +103,8 @@ def test_preprocess_subtracts_the_mean_before_a_bilinear_resize():
     tensor, scale = preprocess(image, 600, 1000)
     assert scale == 1.25 and tensor.shape == (3, 600, 800) and tensor.dtype == torch.float32
     means = np.array([102.9801, 115.9465, 122.7717], dtype=np.float32)
-    expected = cv2.resize(image.astype(np.float32) - means, None, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_LINEAR)
+    expected = cv2.resize(image.astype(np.float32) - means, None, None, fx=1.25, fy=1.25,
+                          interpolation=cv2.INTER_LINEAR)
     assert np.array_equal(tensor.numpy().transpose(1, 2, 0), expected)
     _, scale = preprocess(np.zeros((300, 1500, 3), np.uint8), 600, 1000)  # long side capped
     assert scale == pytest.approx(1000 / 1500)

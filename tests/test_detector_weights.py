@@ -124,8 +124,9 @@ def test_weights_that_do_not_fit_list_the_offending_keys(tmp_path):
     data["model"]["extra.weight"] = np.zeros(3, np.float32)
     with open(path, "wb") as f:
         pickle.dump(data, f)
-    with pytest.raises(WeightsError, match=r"unexpected \(1\): extra\.weight; wrong shape \(1\): "
-                                           r"roi_heads\.box_predictor\.attr_score\.weight: file \(400, 512\) vs model \(401, 512\)"):
+    expected = (r"unexpected \(1\): extra\.weight; wrong shape \(1\): "
+                r"roi_heads\.box_predictor\.attr_score\.weight: file \(400, 512\) vs model \(401, 512\)")
+    with pytest.raises(WeightsError, match=expected):
         build_detector(SECTION, str(path))
 
 

@@ -49,10 +49,10 @@ class DetectorConfig:
         """From the `features:` config section (validated, defaults filled; other keys ignored)."""
         values = section({"features": dict(features_section)}, "features")
         cfg = cls(**{f.name: values[f.name] for f in fields(cls)})
-        if cfg.min_boxes > cfg.max_boxes:
-            raise ConfigError(f"config key 'features.min_boxes' ({cfg.min_boxes}) exceeds 'features.max_boxes' ({cfg.max_boxes})")
-        if cfg.min_size > cfg.max_size:
-            raise ConfigError(f"config key 'features.min_size' ({cfg.min_size}) exceeds 'features.max_size' ({cfg.max_size})")
+        for low, high in (("min_boxes", "max_boxes"), ("min_size", "max_size")):
+            if getattr(cfg, low) > getattr(cfg, high):
+                raise ConfigError(f"config key 'features.{low}' ({getattr(cfg, low)}) "
+                                  f"exceeds 'features.{high}' ({getattr(cfg, high)})")
         return cfg
 
 
@@ -67,7 +67,8 @@ def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float
 def preprocess(image_bgr: np.ndarray, min_size: int, max_size: int) -> tuple[torch.Tensor, float]:
     """uint8 [H, W, 3] BGR -> (float32 [3, h, w], scale): mean subtracted, then cv2 bilinear
     resize, as Caffe's _get_image_blob (the order matters at the borders)."""
-    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+    is_array = isinstance(image_bgr, np.ndarray)
+    if not is_array or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
         shape = getattr(image_bgr, "shape", None)
         dtype = getattr(image_bgr, "dtype", type(image_bgr).__name__)
         raise InputFormatError(f"image must be a uint8 [H, W, 3] BGR array, got shape {shape} dtype {dtype}")

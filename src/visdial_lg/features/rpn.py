@@ -71,7 +71,9 @@ class RPN(nn.Module):
         on_image = (ys < fs[:, 0].view(B, 1, 1, 1)) & (xs < fs[:, 1].view(B, 1, 1, 1))
         on_image = on_image.expand(B, h, w, A).reshape(B, h * w * A)
         min_side = (RPN_MIN_SIZE * scales.to(boxes)).view(B, 1)
-        big_enough = ((boxes[..., 2] - boxes[..., 0] + 1) >= min_side) & ((boxes[..., 3] - boxes[..., 1] + 1) >= min_side)
+        widths = boxes[..., 2] - boxes[..., 0] + 1
+        heights = boxes[..., 3] - boxes[..., 1] + 1
+        big_enough = (widths >= min_side) & (heights >= min_side)
         scores = scores.masked_fill(~(on_image & big_enough), float("-inf"))
 
         k = min(self.pre_nms_topk, scores.shape[1])

@@ -137,6 +137,11 @@ def _anchor_order(file_anchors: torch.Tensor | None, layout: str) -> torch.Tenso
     return distance.argmin(dim=1)
 
 
+def _per_anchor(deltas: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Reorder the 4-row groups (one per anchor) of a 48-row delta weight or bias."""
+    return deltas.reshape(12, 4, *deltas.shape[1:])[perm].reshape(deltas.shape)
+
+
 def to_internal(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Convert a public state dict (either layout) to the internal one."""
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
@@ -158,7 +163,7 @@ def to_internal(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 state[RPN_HEAD + "objectness_logits" + suffix] = logits[perm]
         deltas = state.get(RPN_HEAD + "anchor_deltas" + suffix)
         if deltas is not None and deltas.shape[0] == 48:
-            state[RPN_HEAD + "anchor_deltas" + suffix] = deltas.reshape(12, 4, *deltas.shape[1:])[perm].reshape(deltas.shape)
+            state[RPN_HEAD + "anchor_deltas" + suffix] = _per_anchor(deltas, perm)
         if layout == "detectron2":
             _background_first(state, suffix)
     return state
@@ -190,7 +195,7 @@ def to_public(state: dict[str, torch.Tensor], layout: str = "detectron2",
             logits = torch.cat([torch.zeros_like(logits), logits])  # bg = 0, fg = the logit
         state[RPN_HEAD + "objectness_logits" + suffix] = logits
         deltas = state[RPN_HEAD + "anchor_deltas" + suffix]
-        state[RPN_HEAD + "anchor_deltas" + suffix] = deltas.reshape(12, 4, *deltas.shape[1:])[inverse].reshape(deltas.shape)
+        state[RPN_HEAD + "anchor_deltas" + suffix] = _per_anchor(deltas, inverse)
         if layout == "detectron2":
             for name in ("cls_score", "cls_embedding"):
                 key = PRED + name + suffix
