@@ -12,29 +12,25 @@ its peak RSS is its own. Prints one JSON document.
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
 import sys
+import json
+import os
+import platform
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 
-# bench/ holds modules named like the standard library's (tokenize.py): keep it off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import cv2
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from visdial_lg.config import load_yaml, section  # noqa: E402
-from visdial_lg.features.extract import extract_features  # noqa: E402
-from visdial_lg.features.images import list_image_folders  # noqa: E402
-from visdial_lg.features.model import build_detector, estimate_flops  # noqa: E402
+from visdial_lg.config import load_yaml, section
+from visdial_lg.features.extract import extract_features
+from visdial_lg.features.images import list_image_folders
+from visdial_lg.features.model import build_detector, estimate_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_SIZES = [(480, 640), (640, 480), (427, 640), (375, 500), (612, 612)]  # (h, w) as in COCO

@@ -21,11 +21,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `python bench/train.py` puts bench/ first on sys.path, where a sibling benchmark's
-# name (bench/tokenize.py) would shadow the standard library's module.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import contextlib
 import csv

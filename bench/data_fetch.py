@@ -2,9 +2,7 @@
 `zipfile.extractall` as the unchecked baseline; the manifest's sha256 of the zip is
 included) and the metrics on a VisDial-v1.0-val-sized split. Prints one JSON object.
 
-    .venv/bin/python -P bench/bench_data_fetch.py [--mib 128] [--files 2000 --kib 32]
-
-(-P keeps bench/ off sys.path, where bench/tokenize.py would shadow the stdlib module.)
+    .venv/bin/python bench/data_fetch.py [--mib 128] [--files 2000 --kib 32]
 """
 
 from __future__ import annotations

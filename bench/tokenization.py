@@ -6,7 +6,7 @@ answers ~3, captions ~11 words, Zipf-distributed words with some punctuation and
 contractions), then runs the `vocab` and `tokenize` stages each in a fresh process
 and prints JSON: wall and CPU seconds (the stage's process plus its workers), peak
 RSS (the stage's process; the largest worker), output sizes, and the 1-minute load
-average (wall times on a shared machine are only comparable at a low load). Usage: `python bench/tokenize.py [--dialogs N] [--workers W] [--keep DIR]`.
+average (wall times on a shared machine are only comparable at a low load). Usage: `python bench/tokenization.py [--dialogs N] [--workers W] [--keep DIR]`.
 """
 
 from __future__ import annotations
