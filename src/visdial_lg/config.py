@@ -193,3 +193,4 @@ class TrainConfig(_Section):
     num_workers: int
     gpus: int
     precision: str
+    log_every: int

@@ -54,12 +54,15 @@ rule merge_features:
         "results/logs/merge_features/{imageset}.log",
     wildcard_constraints:
         imageset="|".join(EXTRACTED) or "(?!x)x",
+    params:
+        # the real train set is ~100 GB: point at the shards instead of copying them
+        virtual="" if DEMO else "--virtual",
     resources:
         mem_mb=8000,
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m visdial_lg merge-features {input} --out {output} > {log} 2>&1"
+        "python -m visdial_lg merge-features {input} --out {output} {params.virtual} > {log} 2>&1"
 
 
 rule import_features:

@@ -17,6 +17,9 @@ rule vocab:
     params:
         train=lambda w: input_path(dialogs_name(w.version, "train")),
         cfg=config_arg("text"),
+    threads: config["text"]["workers"]
+    resources:
+        mem_mb=8000,
     conda:
         "../../envs/base.yaml"
     shell:
@@ -63,6 +66,8 @@ rule tokenize:
         ),
         cfg=config_arg("text"),
     threads: config["text"]["workers"]
+    resources:
+        mem_mb=8000,
     conda:
         "../../envs/base.yaml"
     shell:

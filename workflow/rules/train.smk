@@ -23,14 +23,14 @@ rule train:
         out=lambda w: f"results/runs/{w.version}-{w.model}-{w.decoder}",
         device="cpu" if DEMO else "cuda",
         cfg=config_arg("model", "lg", "train"),
-    threads: 2 if DEMO else 8
+    threads: 2 if DEMO else 6
     resources:
         gpu=0 if DEMO else train_gpus(),
-        mem_mb=4000 if DEMO else 48000,
-        runtime=30 if DEMO else 48 * 60,
+        mem_mb=4000 if DEMO else 24000,
+        runtime=30 if DEMO else 6 * 60,
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.launcher} train --run {wildcards.version}-{wildcards.model}-{wildcards.decoder}"
+        "{params.launcher} train --run-id {wildcards.version}-{wildcards.model}-{wildcards.decoder}"
         " --tokens {input.tokens} --features {input.features} --vocab {input.vocab} {params.glove}"
         " --out-dir {params.out} --device {params.device} --config {params.cfg} > {log} 2>&1"
