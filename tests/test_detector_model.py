@@ -94,6 +94,8 @@ def test_given_boxes_give_their_features_in_batches_as_alone():
         alone = detector(*_batch([image]), given_boxes=[boxes])[0]
         assert torch.equal(out["proposal_boxes"], boxes)
         assert torch.allclose(out["features"], alone["features"], rtol=1e-4, atol=1e-4)
+    empty = detector(*_batch(images), given_boxes=[torch.zeros(0, 4), given[1]])
+    assert empty[0]["features"].shape == (0, 2048) and empty[1]["features"].shape == (1, 2048)
     with pytest.raises(InputFormatError, match=r"given_boxes\[1\]"):
         detector(*_batch(images), given_boxes=[given[0], torch.tensor([[5.0, 5.0, 1.0, 9.0]])])
 
