@@ -24,7 +24,7 @@ from visdial_lg.errors import InputFormatError
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 MICRO = {"seed": 0, "images_train2014": 6, "images_val2014": 3, "images_val2018": 3, "images_test2018": 3,
-         "image_width": 96, "image_height": 72, "train_dense": 3}
+         "image_width": 96, "image_height": 72, "train_dense": 3, "regions_per_image": 12}
 SET_FOLDERS = {"train2014": ("images/train2014", "COCO_train2014_"),
                "val2014": ("images/val2014", "COCO_val2014_"),
                "val2018": ("images/VisualDialog_val2018", "VisualDialog_val2018_"),
@@ -314,3 +314,18 @@ def test_question_text_alone_does_not_determine_the_answer():
     held_out = [(r.question, r.meaning) for im in images[150:] for r in im.dialog.rounds]
     hits = sum(majority[q].most_common(1)[0][0] == m for q, m in held_out if q in majority)
     assert hits / len(held_out) < 0.45  # measured 0.35 on 3,000 dialogs; the image answers every round
+
+
+def test_region_boxes_hold_every_object_and_distractors(demo):
+    regions = load(demo, "region_boxes.json")
+    instances = {}
+    for name in ("train2014", "val2014", "val2018", "test2018"):
+        for ann in load(demo, f"annotations/instances_{name}.json")["annotations"]:
+            x, y, w, h = ann["bbox"]
+            instances.setdefault(str(ann["image_id"]), []).append([x, y, x + w, y + h])
+    assert set(regions) == set(instances)
+    for image_id, boxes in regions.items():
+        assert len(boxes) == MICRO["regions_per_image"]
+        assert all(x1 < x2 <= MICRO["image_width"] and y1 < y2 <= MICRO["image_height"] for x1, y1, x2, y2 in boxes)
+        for box in instances[image_id]:  # each object is one of the regions, exactly
+            assert any(all(abs(a - b) < 0.02 for a, b in zip(box, region)) for region in boxes)

@@ -142,6 +142,7 @@ class DemoConfig(_Section):
     image_width: int
     image_height: int
     train_dense: int
+    regions_per_image: int
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,19 @@ def glove_input(wildcards):
 # ------------------------------------------------------------------ features
 
 
+def given_boxes_path():
+    """The boxes JSON whose regions to describe instead of detecting them, or None."""
+    given = config["features"]["given_boxes"]
+    return f"{DEMO_ROOT}/region_boxes.json" if given == "demo" else given
+
+
+def given_boxes_input():
+    given = config["features"]["given_boxes"]
+    if not given:
+        return []
+    return DEMO_MANIFEST if given == "demo" else ancient(given)
+
+
 def weights_input():
     weights = config["features"]["weights"]
     if weights == "random":

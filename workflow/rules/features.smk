@@ -12,6 +12,7 @@ rule extract_features:
     input:
         images=lambda w: [input_stamp(f) for f in IMAGE_FOLDERS[w.imageset]],
         weights=weights_input(),
+        boxes=given_boxes_input(),
     output:
         "results/features/{imageset}/shard-{shard}-of-{nshards}.h5",
     log:
@@ -25,6 +26,7 @@ rule extract_features:
     params:
         images=lambda w: " ".join(input_path(f) for f in IMAGE_FOLDERS[w.imageset]),
         weights=lambda w, input: input.weights[0] if input.weights else "random",
+        boxes=f"--boxes {given_boxes_path()}" if given_boxes_path() else "",
         device="cpu" if DEMO else "cuda",
         cfg=config_arg("features"),
     threads: 2 if DEMO else 8
@@ -36,7 +38,7 @@ rule extract_features:
         "../../envs/torch.yaml"
     shell:
         "python -m visdial_lg extract --images {params.images} --weights {params.weights}"
-        " --out {output} --shard {wildcards.shard}/{wildcards.nshards}"
+        " --out {output} --shard {wildcards.shard}/{wildcards.nshards} {params.boxes}"
         " --device {params.device} --config {params.cfg} > {log} 2>&1"
 
 

@@ -25,7 +25,7 @@ from ..errors import InputFormatError
 from .demo_answers import make_options
 from .demo_coco import coco_instances
 from .demo_dialogs import NUM_ROUNDS, make_dialog
-from .demo_layout import DemoImage, dense_annotations, grounding, held_back_answers, visdial_json
+from .demo_layout import DemoImage, dense_annotations, grounding, held_back_answers, region_boxes, visdial_json
 from .demo_render import render, save_jpeg
 from .demo_scenes import sample_scene
 
@@ -169,7 +169,10 @@ def make_demo(cfg: DemoConfig, out_dir: str | Path) -> None:
     chosen = sorted(_rng(cfg.seed, "train_dense").sample(range(len(v10_train)), min(cfg.train_dense, len(v10_train))))
     writer.write_json("visdial_1.0_train_dense_sample.json", dense_annotations([v10_train[i] for i in chosen], "relevance"))
     writer.write_json("visdial_1.0_test_answers.json", held_back_answers(images["test2018"]))
-    writer.write_json("grounding.json", grounding([im for s in IMAGE_SETS for im in images[s.name]]))
+    every_image = [im for s in IMAGE_SETS for im in images[s.name]]
+    writer.write_json("grounding.json", grounding(every_image))
+    writer.write_json("region_boxes.json", region_boxes(every_image, cfg.regions_per_image,
+                                                        _rng(cfg.seed, "region_boxes")))
 
     for relative in previous:  # files of an earlier, different demo that this one does not have
         stale = out / relative

@@ -106,3 +106,29 @@ def grounding(images: list[DemoImage]) -> list[dict]:
                 "categories": [im.scene.objects[i].shape for i in referents],
             })
     return out
+
+
+def region_boxes(images: list[DemoImage], count: int, rng) -> dict[str, list]:
+    """Per image, `count` regions to extract features for (the demo's stand-in for a
+    trained detector's proposals, docs/demo.md): every object's box, then distractors
+    (shifted and rescaled copies of object boxes, and free boxes), in shuffled order.
+
+    rng: a random.Random; returns {str(image_id): [[x1, y1, x2, y2], ...]}."""
+    out = {}
+    for im in images:
+        w, h = im.scene.width, im.scene.height
+        boxes = [list(o.box) for o in im.scene.objects]
+        while len(boxes) < count:
+            if boxes and rng.random() < 0.5:  # a part or a loose fit of an object
+                x1, y1, x2, y2 = rng.choice(boxes[: len(im.scene.objects)])
+                bw, bh = (x2 - x1) * rng.uniform(0.5, 1.6), (y2 - y1) * rng.uniform(0.5, 1.6)
+                cx, cy = (x1 + x2) / 2 + rng.uniform(-0.4, 0.4) * bw, (y1 + y2) / 2 + rng.uniform(-0.4, 0.4) * bh
+            else:  # anywhere: background, or several objects at once
+                bw, bh = rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h
+                cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            box = [max(0.0, cx - bw / 2), max(0.0, cy - bh / 2), min(w - 1.0, cx + bw / 2), min(h - 1.0, cy + bh / 2)]
+            if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+                boxes.append([round(v, 2) for v in box])
+        rng.shuffle(boxes)
+        out[str(im.image_id)] = boxes
+    return out

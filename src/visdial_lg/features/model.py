@@ -122,8 +122,11 @@ class BUTDDetector(nn.Module):
         for i, n in enumerate(counts):
             rows = start + keep[i]
             boxes = given_boxes[i] if given_boxes is not None else proposals[i][keep[i]] / scales[i]
-            outputs.append(describe_regions(boxes, pool5[rows], class_prob[rows], deltas[rows], attr_prob[rows],
-                                            original_hw[i], self.cfg.top_attrs))
+            regions = describe_regions(boxes, pool5[rows], class_prob[rows], deltas[rows], attr_prob[rows],
+                                       original_hw[i], self.cfg.top_attrs)
+            if given_boxes is not None:  # the supplied regions are the answer: no box regression
+                regions["boxes"] = regions["proposal_boxes"]
+            outputs.append(regions)
             start += n
         return outputs
 
