@@ -92,7 +92,7 @@ def test_given_boxes_give_their_features_in_batches_as_alone():
     batched = detector(*_batch(images), given_boxes=given)
     for image, boxes, out in zip(images, given, batched):
         alone = detector(*_batch([image]), given_boxes=[boxes])[0]
-        assert torch.equal(out["proposal_boxes"], boxes)
+        assert torch.equal(out["proposal_boxes"], boxes) and torch.equal(out["boxes"], boxes)  # not regressed
         assert torch.allclose(out["features"], alone["features"], rtol=1e-4, atol=1e-4)
     empty = detector(*_batch(images), given_boxes=[torch.zeros(0, 4), given[1]])
     assert empty[0]["features"].shape == (0, 2048) and empty[1]["features"].shape == (1, 2048)
