@@ -36,7 +36,7 @@ import pytest
 CLUSTER_DIR = Path(os.environ.get("VISDIAL_LG_SLURM_DIR", "/tmp/visdial-lg-slurm"))
 TARGETS = os.environ.get("VISDIAL_LG_SLURM_TARGETS", "results/table5.csv").split()
 TIMEOUT_S = 1200
-LOCAL_RULES = {"all", "table", "tables_markdown", "download", "unzip"}
+LOCAL_RULES = {"all", "table", "tables_markdown", "download", "unzip", "dialog_figure"}
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
