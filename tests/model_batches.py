@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from visdial_lg.config import LGConfig, ModelConfig
@@ -104,3 +106,48 @@ def select(batch: dict, index: list[int], K: int | None = None) -> dict:
         for key in ("img_feat", "boxes"):
             out[key] = out[key][:, :K]
     return out
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1):
+    """Tiny models run fastest single-threaded (and do not fight other processes for cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def grounding_task_batch(B: int, seed: int, R: int = 4, K: int = 5, shapes: int = 8, colours: int = 8,
+                         feature_dim: int = 32, shape_strength: float = 1.0, noise: float = 0.1) -> dict:
+    """A synthetic task whose answer depends on one region. Each image has K regions with
+    distinct shapes and colours (one-hot in the features, the shape scaled by
+    `shape_strength`, plus Gaussian noise); round r asks "what <shape s> ?" and the answer,
+    one word among the `colours` options, is the colour of the region with shape s.
+    `batch["target"]` [B, R] is that region. Vocabulary: 10 + shapes + colours words."""
+    gen = torch.Generator().manual_seed(seed)
+    vocab = 10 + shapes + colours
+    shape_word, colour_word = 10, 10 + shapes
+    batch = make_batch(B=B, R=R, O=colours, K=K, vocab=vocab, seed=seed, feature_dim=feature_dim)
+    region_shape = torch.stack([torch.randperm(shapes, generator=gen)[:K] for _ in range(B)])  # [B, K]
+    region_colour = torch.stack([torch.randperm(colours, generator=gen)[:K] for _ in range(B)])  # [B, K]
+    features = noise * torch.randn(B, K, feature_dim, generator=gen)
+    features.scatter_add_(2, region_shape.unsqueeze(-1), torch.full((B, K, 1), shape_strength))
+    features.scatter_add_(2, (shapes + region_colour).unsqueeze(-1), torch.ones(B, K, 1))
+    target = torch.stack([torch.randperm(K, generator=gen)[:R] for _ in range(B)])  # [B, R]
+    asked, answer = region_shape.gather(1, target), colour_word + region_colour.gather(1, target)  # [B, R]
+    for key in ("ques_tokens", "ans", "ans_in", "ans_out", "opts", "opts_in", "opts_out"):
+        batch[key].zero_()
+    batch["ques_tokens"][..., 0], batch["ques_tokens"][..., 1], batch["ques_tokens"][..., 2] = 5, shape_word + asked, FIRST_WORD
+    batch["ques_len"][:] = 3
+    batch["ans"][..., 0], batch["ans_len"][:] = answer, 1
+    batch["ans_in"][..., 0], batch["ans_in"][..., 1] = START, answer
+    batch["ans_out"][..., 0], batch["ans_out"][..., 1] = answer, END
+    options = colour_word + torch.arange(colours)  # option o = colour o
+    batch["opts"][..., 0], batch["opts_len"][:] = options, 1
+    batch["opts_in"][..., 0], batch["opts_in"][..., 1] = START, options
+    batch["opts_out"][..., 0], batch["opts_out"][..., 1] = options, END
+    batch["gt_index"] = answer - colour_word
+    batch["img_feat"], batch["target"] = features, target
+    return batch

@@ -98,6 +98,15 @@ def _train(args):
     train(args.run, inputs, args.out_dir, validate(_config(args)), device=args.device)
 
 
+@command("model-info")
+def _model_info(args):
+    import json
+
+    from .models.ltmi import model_info
+
+    print(json.dumps(model_info(args.run, args.vocab_size, _config(args)), indent=1))
+
+
 # ----------------------------------------------------------------------- features
 
 
@@ -266,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glove", help="GloVe-initialised embedding (.pt) from `visdial-lg vocab`")
     p.add_argument("--out-dir", required=True, help="run folder (e.g. results/runs/RUN)")
     p.add_argument("--device", help="cpu | cuda (default: cuda when available); torchrun: one GPU per rank")
+
+    p = add("model-info", "parameter counts of a run's model (total, at inference, per component) as JSON")
+    p.add_argument("--run", required=True, help="run id VERSION-MODEL-DECODER, e.g. v1.0-lg_attn_kl-disc")
+    p.add_argument("--vocab-size", type=int, default=11322, help="vocabulary size (LTMI's v1.0: 11322)")
 
     p = add("extract", "bottom-up-attention region features of an image set into a feature HDF5 (shard)")
     source = p.add_mutually_exclusive_group(required=True)

@@ -27,8 +27,9 @@ class TwoWayAttention(nn.Module):
         self.heads = heads
         self.pad_x = nn.Parameter(torch.empty(pad_slots, dim))
         self.pad_y = nn.Parameter(torch.empty(pad_slots, dim))
-        nn.init.kaiming_uniform_(self.pad_x)
-        nn.init.kaiming_uniform_(self.pad_y)
+        if pad_slots:
+            nn.init.kaiming_uniform_(self.pad_x)
+            nn.init.kaiming_uniform_(self.pad_y)
 
     def _split(self, u: Tensor, pad: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """u [N, L, D] -> heads [N, h, P+L, D/h] and key mask [N, 1, 1, P+L]."""
@@ -43,18 +44,17 @@ class TwoWayAttention(nn.Module):
         n, h, length, d = heads.shape
         return heads.transpose(1, 2).reshape(n, length, h * d)[:, pad_slots:]
 
-    def forward(self, x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, both: bool = True):
-        """x [N, M, D], y [N, L, D] -> (out_Y [N, L, D], out_X [N, M, D] or None)."""
+    def forward(self, x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, want_y: bool = True, want_x: bool = True):
+        """x [N, M, D], y [N, L, D] -> (out_Y [N, L, D], out_X [N, M, D]); a direction not wanted is None."""
         xh, x_keep = self._split(x, self.pad_x, x_mask)
         yh, y_keep = self._split(y, self.pad_y, y_mask)
         p = self.pad_x.shape[0]
-        # S[m, n] = x̃_m·ỹ_n; the transposed product gives the softmax over m.
-        out_y = F.scaled_dot_product_attention(yh, xh, xh, attn_mask=x_keep, scale=1.0)  # [N, h, P+L, D/h]
-        out_y = self._merge(out_y, p)
-        if not both:
-            return out_y, None
-        out_x = F.scaled_dot_product_attention(xh, yh, yh, attn_mask=y_keep, scale=1.0)  # [N, h, P+M, D/h]
-        return out_y, self._merge(out_x, p)
+        out_y = out_x = None
+        if want_y:  # S[m, n] = x̃_m·ỹ_n; the transposed product gives the softmax over m
+            out_y = self._merge(F.scaled_dot_product_attention(yh, xh, xh, attn_mask=x_keep, scale=1.0), p)
+        if want_x:
+            out_x = self._merge(F.scaled_dot_product_attention(xh, yh, yh, attn_mask=y_keep, scale=1.0), p)
+        return out_y, out_x
 
 
 def _fusion(dim: int, dropout: float) -> nn.Sequential:
@@ -80,16 +80,23 @@ class LTMIBlock(nn.Module):
         self.norm_question = nn.LayerNorm(dim)
         self.norm_history = nn.LayerNorm(dim)
 
+    def history_update(self) -> list[nn.Module]:
+        """The modules that only produce the history update (dead in the last block)."""
+        return [self.self_history, self.fuse_history, self.norm_history]
+
     def forward(self, image: Tensor, image_mask: Tensor, question: Tensor, question_mask: Tensor,
-                history: Tensor, history_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """image [N, K, D], question [N, L, D], history [N, T, D] (+ bool masks) -> same shapes."""
-        i_i, _ = self.self_image(image, image_mask, image, image_mask, both=False)
-        q_q, _ = self.self_question(question, question_mask, question, question_mask, both=False)
-        r_r, _ = self.self_history(history, history_mask, history, history_mask, both=False)
+                history: Tensor, history_mask: Tensor, update_history: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """image [N, K, D], question [N, L, D], history [N, T, D] (+ bool masks) -> same shapes.
+        With update_history=False (last block: nothing reads R afterwards) R is returned as is."""
+        i_i, _ = self.self_image(image, image_mask, image, image_mask, want_x=False)
+        q_q, _ = self.self_question(question, question_mask, question, question_mask, want_x=False)
         q_i, i_q = self.image_question(image, image_mask, question, question_mask)  # Q<-I, I<-Q
-        r_i, i_r = self.image_history(image, image_mask, history, history_mask)  # R<-I, I<-R
-        r_q, q_r = self.question_history(question, question_mask, history, history_mask)  # R<-Q, Q<-R
+        r_i, i_r = self.image_history(image, image_mask, history, history_mask, want_y=update_history)  # R<-I, I<-R
+        r_q, q_r = self.question_history(question, question_mask, history, history_mask,
+                                         want_y=update_history)  # R<-Q, Q<-R
         image = self.norm_image(image + self.fuse_image(torch.cat([i_i, i_q, i_r], dim=-1)))
         question = self.norm_question(question + self.fuse_question(torch.cat([q_q, q_r, q_i], dim=-1)))
-        history = self.norm_history(history + self.fuse_history(torch.cat([r_r, r_q, r_i], dim=-1)))
+        if update_history:
+            r_r, _ = self.self_history(history, history_mask, history, history_mask, want_x=False)
+            history = self.norm_history(history + self.fuse_history(torch.cat([r_r, r_q, r_i], dim=-1)))
         return image, question, history

@@ -19,6 +19,10 @@ class DiscriminativeDecoder(nn.Module):
         self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.project = nn.Linear(2 * hidden, hidden)
+        # The release's decoder LayerNorm acts on a buffer that is then overwritten: a no-op
+        # that never trains (quirk 3). Kept, frozen and unused, for parameter parity only.
+        self.release_norm = nn.LayerNorm(hidden)
+        self.release_norm.requires_grad_(False)
 
     def encode_options(self, tokens: Tensor, lengths: Tensor, embedding: nn.Embedding) -> Tensor:
         """tokens [M, L], lengths [M] -> e_o [M, H]; an empty option embeds to 0 (as LTMI).

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import LGConfig, ModelConfig
-from ..runs import RunSpec
+from ..errors import VisdialLGError
+from ..runs import RunSpec, parse_run_id
 from .attention import LTMIBlock
 from .common import AttentionPooling, kaiming_init_linears, length_mask, masked_softmax
 from .decoders import DiscriminativeDecoder, GenerativeDecoder
@@ -70,6 +71,10 @@ class VisualDialogModel(nn.Module):
         self.gen = (GenerativeDecoder(embed, hidden, layers, vocab_size, cfg.dropout)
                     if decoder in ("gen", "multi") else None)
         kaiming_init_linears(self)
+        # Parameters the released model has but never trains (their outputs are never read):
+        # frozen, so counts match the release and DDP sees no unused trainable parameter.
+        for module in self.blocks[-1].history_update():
+            module.requires_grad_(False)
 
     # ------------------------------------------------------------------ encoding
 
@@ -85,8 +90,9 @@ class VisualDialogModel(nn.Module):
         ques, ques_mask = self.question_encoder(self.embedding(question.flatten(0, 1)), question_len.flatten())
         hist, hist_mask = self.history_encoder(self.embedding(batch["hist_tokens"]), batch["hist_len"],
                                                batch["hist_mask"])  # [N, T, D]
-        for block in self.blocks:
-            image, ques, hist = block(image, image_mask, ques, ques_mask, hist, hist_mask)
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            image, ques, hist = block(image, image_mask, ques, ques_mask, hist, hist_mask, update_history=not last)
         return Encoded(image, image_mask, ques, ques_mask)
 
     def _context(self, enc: Encoded, distribution: Tensor, features: Tensor) -> Tensor:
@@ -227,3 +233,13 @@ def count_parameters(model: VisualDialogModel) -> dict:
     total = _count(model)
     assert total == sum(components.values()), "a module is missing from the parameter breakdown"
     return {"total": total, "inference": total - components["answer_encoder"], "components": components}
+
+
+def model_info(run_id: str, vocab_size: int, config: dict) -> dict:
+    """`visdial-lg model-info`: the parameter counts of a run's model at the config's sizes."""
+    if vocab_size < 5:
+        raise VisdialLGError(f"--vocab-size must be at least 5 (4 special tokens + words), got {vocab_size}")
+    spec = parse_run_id(run_id)
+    model = build_model(spec, vocab_size, ModelConfig.from_dict(config.get("model", {}), "model"),
+                        LGConfig.from_dict(config.get("lg", {})))
+    return {"run": spec.run_id, "vocab_size": vocab_size, **count_parameters(model)}
