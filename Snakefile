@@ -4,7 +4,7 @@
 #   snakemake --cores 8 --use-conda results/table1.csv          # the real run (GPU + network)
 #   make demo                                                    # the synthetic demo, CPU only
 #
-# Stages, one file each: download -> features -> text -> train -> evaluate -> tables.
+# Stages, one file each: download -> features -> text -> train -> evaluate -> tables, figures.
 
 from snakemake.utils import min_version
 
@@ -25,6 +25,7 @@ include: "workflow/rules/text.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 
 
 localrules:
@@ -35,3 +36,4 @@ rule all:
     default_target: True
     input:
         ALL_TABLES,
+        ALL_FIGURES,
