@@ -98,7 +98,15 @@ munge -n --socket="$MUNGE_SOCKET" | unmunge --socket="$MUNGE_SOCKET" > /dev/null
 
 # ------------------------------------------------------------ slurm.conf
 CPUS=$(nproc)
-MEM_MB=$(awk -v p="$MEM_PERCENT" '/^MemTotal:/ {printf "%d", $2 / 1024 * p / 100}' /proc/meminfo)
+# The machine's memory, or the container's limit where that is lower (cgroup v2, v1).
+mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+for limit_file in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes; do
+    limit=$(cat "$limit_file" 2> /dev/null || true)
+    if [[ "$limit" =~ ^[0-9]+$ ]] && ((limit / 1024 < mem_kb)); then
+        mem_kb=$((limit / 1024))
+    fi
+done
+MEM_MB=$((mem_kb / 1024 * MEM_PERCENT / 100))
 cat > "$CONF" << EOF
 # One-node cluster on localhost, written by .ci/slurm/start-cluster.sh.
 ClusterName=visdial-lg-ci
