@@ -193,5 +193,6 @@ class TrainConfig(_Section):
     seed: int
     num_workers: int
     gpus: int
+    cpu_processes: int
     precision: str
     log_every: int

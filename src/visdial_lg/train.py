@@ -38,7 +38,7 @@ from .training.optim import build_optimizer, build_scheduler
 RESUME_NAME = "last.pt"
 FINAL_NAME = "checkpoint.pt"
 # Train keys that do not change the result: a resume state differing only in them is reused.
-_NEUTRAL_TRAIN_KEYS = ("num_workers", "gpus", "log_every")
+_NEUTRAL_TRAIN_KEYS = ("num_workers", "gpus", "cpu_processes", "log_every")
 
 
 @dataclass(frozen=True)

@@ -184,11 +184,14 @@ def train_gpus():
     return config["train"]["gpus"]
 
 
-def training_launcher():
-    """Our CLI, under torchrun (one process per GPU) when a run asks for several GPUs."""
-    if DEMO or train_gpus() <= 1:
+def training_launcher(wildcards, resources):
+    """Our CLI, under torchrun when the job trains in several processes: one per
+    GPU the job asks for (resources.gpu: train.gpus, or a profile's set-resources),
+    or `train.cpu_processes` on CPU (gloo)."""
+    processes = resources.gpu if resources.gpu else config["train"]["cpu_processes"]
+    if processes <= 1:
         return "python -m visdial_lg"
-    return f"python -m torch.distributed.run --standalone --nproc-per-node {train_gpus()} -m visdial_lg"
+    return f"python -m torch.distributed.run --standalone --nproc-per-node {processes} -m visdial_lg"
 
 
 def glove_input(wildcards):

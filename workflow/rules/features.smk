@@ -60,7 +60,7 @@ rule merge_features:
         # the real train set is ~100 GB: point at the shards instead of copying them
         virtual="" if DEMO else "--virtual",
     resources:
-        mem_mb=8000,
+        mem_mb=2000 if DEMO else 8000,
     conda:
         "../../envs/torch.yaml"
     shell:

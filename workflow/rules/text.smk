@@ -19,7 +19,7 @@ rule vocab:
         cfg=config_arg("text"),
     threads: config["text"]["workers"]
     resources:
-        mem_mb=8000,
+        mem_mb=2000 if DEMO else 8000,
     conda:
         "../../envs/base.yaml"
     shell:
@@ -67,7 +67,7 @@ rule tokenize:
         cfg=config_arg("text"),
     threads: config["text"]["workers"]
     resources:
-        mem_mb=8000,
+        mem_mb=2000 if DEMO else 8000,
     conda:
         "../../envs/base.yaml"
     shell:

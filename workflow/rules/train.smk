@@ -18,7 +18,7 @@ rule train:
         model="|".join(MODELS),
         decoder="|".join(DECODERS),
     params:
-        launcher=training_launcher(),
+        launcher=training_launcher,
         glove=lambda w, input: f"--glove {input.glove}" if input.glove else "",
         out=lambda w: f"results/runs/{w.version}-{w.model}-{w.decoder}",
         device="cpu" if DEMO else "cuda",
