@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,3 +20,17 @@ def venv_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+@pytest.fixture(scope="session")
+def micro_pipeline(repo, venv_env, tmp_path_factory) -> Path:
+    """The whole DAG (default target: every table and figure) on the micro config,
+    run once per session by Snakemake with the local executor."""
+    workdir = tmp_path_factory.mktemp("micro")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--cores", "2",
+         "--directory", str(workdir), "--configfile", str(repo / "tests/configs/micro.yaml")],
+        env=venv_env, capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir

@@ -29,16 +29,8 @@ def _snakemake(repo, workdir, env, *args, timeout=1800):
 
 @pytest.fixture(scope="module")
 def finished_micro_run(request, repo, venv_env, tmp_path_factory):
-    """The whole micro DAG, once: a shared end-to-end run (`micro_pipeline` in conftest.py)
-    when the suite has one, else run here."""
-    try:
-        return request.getfixturevalue("micro_pipeline")
-    except pytest.FixtureLookupError:
-        pass
-    workdir = tmp_path_factory.mktemp("micro_all")
-    result = _snakemake(repo, workdir, venv_env, "--cores", "2")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir
+    """The whole micro DAG, run once per session (`micro_pipeline` in conftest.py)."""
+    return request.getfixturevalue("micro_pipeline")
 
 
 @pytest.fixture(scope="module")
