@@ -14,6 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
+from snakemake_output import planned_jobs
+
 IMAGESET = "val2018"  # 3 demo images in the micro config: one per shard
 MERGED = f"results/features/{IMAGESET}.h5"
 
@@ -33,21 +35,6 @@ def snakemake(repo, env, workdir, nshards, *args, check=True, timeout=600):
     else:
         assert done.returncode != 0, f"{' '.join(cmd)} succeeded:\n{done.stdout[-3000:]}"
     return done.stdout + done.stderr
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a (dry) run: rule -> count."""
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        if line.startswith("Job stats"):
-            in_table = True
-        elif in_table:
-            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if m and m.group(1) != "total":
-                counts[m.group(1)] = int(m.group(2))
-            elif line.strip().startswith("total"):
-                break
-    return counts
 
 
 def planned_outputs(output: str) -> set[str]:

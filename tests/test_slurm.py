@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from snakemake_output import planned_jobs
+
 CLUSTER_DIR = Path(os.environ.get("VISDIAL_LG_SLURM_DIR", "/tmp/visdial-lg-slurm"))
 TARGETS = os.environ.get("VISDIAL_LG_SLURM_TARGETS", "results/table5.csv").split()
 TIMEOUT_S = 1200
@@ -137,20 +139,6 @@ def submissions(out: str) -> dict[int, tuple[str, Path]]:
     return jobs
 
 
-def job_stats(out: str) -> dict[str, int]:
-    counts, table = {}, False
-    for line in out.splitlines():
-        if line.startswith("Job stats"):
-            table = True
-        elif table:
-            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if m and m.group(1) != "total":
-                counts[m.group(1)] = int(m.group(2))
-            elif line.strip().startswith("total"):
-                break
-    return counts
-
-
 def test_the_pipeline_reaches_its_targets(slurm_run):
     for target in TARGETS:
         if target != "all":
@@ -161,7 +149,7 @@ def test_the_pipeline_reaches_its_targets(slurm_run):
 def test_every_remote_job_was_submitted_to_slurm(slurm_run):
     out = slurm_run["out"]
     assert "SLURM run ID" in out
-    planned = job_stats(out)
+    planned = planned_jobs(out)
     jobs = submissions(out)
     remote = {rule: n for rule, n in planned.items() if rule not in LOCAL_RULES}
     submitted = {}
