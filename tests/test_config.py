@@ -55,6 +55,6 @@ def test_cli_reports_one_line_errors(tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "visdial-lg: error: unknown config key 'demo.sede' " \
-        "(known keys: image_height, image_width, images_test2018, images_train2014, images_val2014, " \
-        "images_val2018, seed, train_dense)"
+    message = result.stderr.strip()
+    assert "\n" not in message
+    assert message.startswith("visdial-lg: error: unknown config key 'demo.sede' (known keys: image_height, ")
