@@ -10,7 +10,7 @@ BIN    := $(abspath $(VENV))/bin
 # Rules call `python -m visdial_lg`: put the venv's python first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test lint dry-run clean-demo
+.PHONY: install demo report test lint dry-run clean-demo
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/snakemake -s Snakefile --directory demo --configfile configs/demo.yaml \
 		--cores $(CORES) --show-failed-logs
+
+# The Snakemake report of the demo (every table and figure with captions):
+# demo/results/report.html
+report: demo
+	$(BIN)/snakemake -s Snakefile --directory demo --configfile configs/demo.yaml \
+		--report results/report.html
 
 test: install
 	$(BIN)/pytest -q
