@@ -9,6 +9,8 @@ import sys
 
 import h5py
 
+from snakemake_output import planned_jobs
+
 
 def test_demo_vocab_and_tokenize_run_through_snakemake(micro_pipeline):
     manifest = json.loads((micro_pipeline / "resources/demo/MANIFEST.json").read_text())
@@ -55,3 +57,16 @@ def test_a_second_run_has_nothing_to_do(repo, venv_env, micro_pipeline):
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
+
+
+def test_forcerun_of_one_stage_reruns_it_and_what_depends_on_it(repo, venv_env, micro_pipeline):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "results/table5.csv", "-n",
+         "--cores", "1", "--directory", str(micro_pipeline),
+         "--configfile", str(repo / "tests/configs/micro.yaml"), "--forcerun", "tokenize"],
+        env=venv_env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    # Table 5 = v1.0 val, discriminative: tokens of v1.0 train and val, two runs, two evaluations
+    assert jobs == {"tokenize": 2, "train": 2, "evaluate": 2, "table": 1}, jobs
