@@ -183,7 +183,9 @@ def test_slurmctld_ran_every_job(slurm_run):
     if slurm_run["ctld_log"] is None:
         pytest.skip("slurmctld's log is not readable here; squeue checked only")
     for slurm_id in jobs:
-        assert re.search(rf"Allocate JobId={slurm_id} NodeList=", slurm_run["ctld_log"]), slurm_id
+        # started by the main scheduler ("sched: Allocate") or by backfill ("_start_job: Started")
+        started = rf"(Allocate JobId={slurm_id} NodeList=|Started JobId={slurm_id} in )"
+        assert re.search(started, slurm_run["ctld_log"]), slurm_id
         assert f"_job_complete: JobId={slurm_id} WEXITSTATUS 0" in slurm_run["ctld_log"], slurm_id
 
 
