@@ -81,16 +81,16 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data, mo
     import visdial_lg.train as train_module
 
     calls = {"n": 0}
-    real_to_device = train_module._to_device
+    real_to_device = train_module.batch_to
 
-    def poisoned(batch, device):  # epoch 2 (2 steps an epoch), step 2 gets NaN features
+    def poisoned(batch, device, non_blocking=False):  # epoch 2 (2 steps an epoch), step 2 gets NaN features
         calls["n"] += 1
-        batch = real_to_device(batch, device)
+        batch = real_to_device(batch, device, non_blocking)
         if calls["n"] == 4:
             batch["img_feat"] = torch.full_like(batch["img_feat"], float("nan"))
         return batch
 
-    monkeypatch.setattr(train_module, "_to_device", poisoned)
+    monkeypatch.setattr(train_module, "batch_to", poisoned)
     out = tmp_path / "run"
     # log_every 5: the check is deferred to the epoch's end, the message still names step 2.
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 2 \(global step 4\).*last.pt \(after epoch 1\)"):

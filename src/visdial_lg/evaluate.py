@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .annotations import load_round_boxes, oracle_regions
-from .data.dataset import VisDialDataset, collate
+from .data.dataset import VisDialDataset, batch_to, collate
 from .errors import InputFormatError
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
 from .training.checkpoint import load_trained_model
@@ -122,7 +122,7 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
     scorer, image_ids, submission = _Scorer(), [], []
     for batch in tqdm(loader, desc=f"evaluate {spec.run_id} {inputs.split} ({inputs.grounding})", unit="batch"):
         oracle = oracle_regions(batch, oracle_table) if oracle_table is not None else None
-        on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        on_device = batch_to(batch, device)
         scores = model.score(on_device, grounding=inputs.grounding,
                              oracle_regions=oracle.to(device) if oracle is not None else None)
         image_ids.append(batch["image_id"].numpy())

@@ -50,7 +50,7 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
                       image_dirs: list[Path], out_dir: Path, count: int, seed: int = 0,
                       device: str = "cpu") -> list[Path]:
     """checkpoints: {"ltmi": .., "lg": ..}; writes out_dir/attention_{i}.png, i < count."""
-    from .data.dataset import VisDialDataset, collate
+    from .data.dataset import VisDialDataset, batch_to, collate
     from .features.images import list_image_folders
     from .training.checkpoint import load_trained_model
 
@@ -68,7 +68,7 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
         image_id = int(image_ids[d])
         if image_id not in images:
             raise InputFormatError(f"image {image_id} (val dialog {d}) is in none of {', '.join(map(str, image_dirs))}")
-        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in collate([dataset[d]]).items()}
+        batch = batch_to(collate([dataset[d]]), device)
         valid = int(batch["num_boxes"][0])
         top = {}
         for name, model in models.items():

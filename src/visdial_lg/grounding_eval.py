@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .annotations import load_round_boxes, matching_regions
-from .data.dataset import VisDialDataset, collate
+from .data.dataset import VisDialDataset, batch_to, collate
 from .data.vocab import Vocabulary
 from .errors import InputFormatError
 from .training.checkpoint import load_trained_model
@@ -122,7 +122,7 @@ def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path
     hits = {"prior": [], "posterior": [], "random": []}
     annotated = 0
     for batch in tqdm(loader, desc=f"grounding {spec.run_id}", unit="batch"):
-        on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        on_device = batch_to(batch, device)
         dist = {k: v.float().cpu() for k, v in model.region_distributions(on_device).items()}  # [B, R, K]
         for b, image_id in enumerate(batch["image_id"].tolist()):
             valid = int(batch["num_boxes"][b])

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .config import LGConfig, ModelConfig, TrainConfig, section
+from .data.dataset import batch_to
 from .errors import InputFormatError, VisdialLGError
 from .runs import RunSpec, parse_run_id
 from .training import distributed
@@ -126,7 +127,7 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
                        mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s
             for step, batch in enumerate(bar, 1):
                 lr = optimizer.param_groups[0]["lr"]
-                out = train_step(net, _to_device(batch, ctx.device), optimizer, scheduler, use_bf16)
+                out = train_step(net, batch_to(batch, ctx.device, non_blocking=True), optimizer, scheduler, use_bf16)
                 global_step += 1
                 tracker.add(out, global_step, int(batch["image_id"].shape[0]))
                 if step % log_every == 0 or step == steps:
@@ -225,10 +226,6 @@ def _init_embedding(model: torch.nn.Module, path: Path) -> None:
                                f"{tuple(target.shape)} (vocabulary size, model.embed)")
     with torch.no_grad():
         target.copy_(weight)
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 # ---------------------------------------------------------------- checkpoints, resume

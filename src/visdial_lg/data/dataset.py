@@ -290,3 +290,8 @@ def collate(items: list[dict]) -> dict:
             raise InputFormatError(f"cannot batch dialogs with different keys (differing: {', '.join(odd)}); "
                                    f"mix of dense and non-dense tokens files?")
     return {k: torch.stack([item[k] for item in items]) for k in keys}
+
+
+def batch_to(batch: dict, device, non_blocking: bool = False) -> dict:
+    """A collated batch with every tensor moved to `device` (other values kept)."""
+    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}
