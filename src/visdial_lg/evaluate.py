@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .annotations import load_round_boxes, oracle_regions
 from .data.dataset import VisDialDataset, batch_to, collate
 from .errors import InputFormatError
+from .files import write_text_atomic
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
 from .training.checkpoint import load_trained_model
 
@@ -213,11 +214,7 @@ def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
 
 
 def _write_json(path: str | Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite_or_null(obj), indent=1, allow_nan=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(_finite_or_null(obj), indent=1, allow_nan=False))
 
 
 def _finite_or_null(obj):

@@ -32,6 +32,7 @@ from .annotations import load_round_boxes, matching_regions
 from .data.dataset import VisDialDataset, batch_to, collate
 from .data.vocab import Vocabulary
 from .errors import InputFormatError
+from .files import write_text_atomic
 from .training.checkpoint import load_trained_model
 
 TOP = 3
@@ -147,11 +148,7 @@ def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path
     if not chosen:  # an honest empty result, not a failed pipeline (e.g. a tiny demo detector)
         result["note"] = (f"none of the {annotated} annotated rounds has an object that a region overlaps "
                           f"with IoU >= 0.5: accuracy undefined")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out)
+    write_text_atomic(out, json.dumps(result, indent=1))
     return result
 
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from ..errors import InputFormatError
+from ..files import write_text_atomic
 from .download import CHUNK_BYTES, file_sha256
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -176,8 +177,5 @@ def safe_extract_zip(zip_path, out_dir, manifest_path, *, progress: bool = True)
         "total_bytes": sum(sizes.values()),
         "files": [{"path": p, "size": s} for p, s in sorted(sizes.items())],
     }
-    manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = manifest_path.with_name(manifest_path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, manifest_path)
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
     return manifest

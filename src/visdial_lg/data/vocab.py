@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputFormatError
+from ..files import write_text_atomic
 from .tokenizer import UNK_ID, count_tokens
 from .visdial import VisDialSplit, load_visdial, read_json
 
@@ -49,10 +50,8 @@ class Vocabulary:
             raise InputFormatError(f"{path}: {e}") from e
 
     def save(self, path: str | Path, min_count: int, source: str) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"words": self._words, "min_count": min_count, "source": source}, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps({"words": self._words, "min_count": min_count, "source": source},
+                                           ensure_ascii=False))
 
     def __len__(self) -> int:
         return len(self._words)

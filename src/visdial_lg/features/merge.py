@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputFormatError
+from ..files import write_text_atomic
 from .store import FeatureLayout, PartialFeatureFile, check_layout, check_values, create_datasets, set_attrs
 
 # Attributes that every shard of one extraction shares; merged files keep them.
@@ -37,11 +38,8 @@ def skipped_manifest_path(out: str | Path) -> Path:
 
 def write_skipped_manifest(out: str | Path, skipped: list[dict]) -> Path:
     """`OUT.skipped.json`: {"features": OUT, "skipped": [{image_id, path, reason}]} (read by the dataset)."""
-    path = skipped_manifest_path(out)
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps({"features": Path(out).name, "skipped": skipped}, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(skipped_manifest_path(out),
+                              json.dumps({"features": Path(out).name, "skipped": skipped}, indent=1) + "\n")
 
 
 @dataclass
