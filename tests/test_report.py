@@ -28,9 +28,9 @@ def _snakemake(repo, workdir, env, *args, timeout=1800):
 
 
 @pytest.fixture(scope="module")
-def finished_micro_run(request, repo, venv_env, tmp_path_factory):
+def finished_micro_run(micro_pipeline):
     """The whole micro DAG, run once per session (`micro_pipeline` in conftest.py)."""
-    return request.getfixturevalue("micro_pipeline")
+    return micro_pipeline
 
 
 @pytest.fixture(scope="module")
