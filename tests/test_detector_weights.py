@@ -141,3 +141,34 @@ def test_an_anchor_buffer_in_the_file_decides_the_anchor_order():
     for name in ("objectness_logits.weight", "anchor_deltas.bias"):
         assert torch.equal(converted[head + name], internal[head + name])
     assert "proposal_generator.anchor_generator.cell_anchors.0" not in converted
+
+
+def test_detectron2_layout_puts_background_and_no_attribute_last():
+    """AIR/HF files: class 1600 and attribute 400 are "background" / "no attribute" (Caffe: index 0)."""
+    internal = _detector().state_dict()
+    public = to_public(internal, "detectron2")
+    pred = "roi_heads.box_predictor."
+    for name, rows in (("cls_score", 1601), ("attr_score", 401)):
+        for suffix in (".weight", ".bias"):
+            assert torch.equal(public[pred + name + suffix][-1], internal[pred + name + suffix][0])
+            assert torch.equal(public[pred + name + suffix][:-1], internal[pred + name + suffix][1:])
+    caffe = to_public(internal, "caffe")
+    assert torch.equal(caffe[pred + "attr_linear2.bias"], internal[pred + "attr_score.bias"])
+
+
+def test_anchor_buffer_that_is_not_a_reordering_of_the_caffe_anchors_is_refused():
+    public = to_public(_detector().state_dict(), "detectron2")
+    small = caffe_cell_anchors() / 16  # detectron2's default 4-32 px sizes, not the converted model's
+    with pytest.raises(WeightsError, match=r"anchors \(.*\) are not a reordering of the detector's 12 Caffe anchors"):
+        to_internal({**public, "proposal_generator.anchor_generator.cell_anchors.0": small})
+    with pytest.raises(WeightsError, match="holds 9 anchors, expected 12"):
+        to_internal({**public, "proposal_generator.anchor_generator.cell_anchors.0": caffe_cell_anchors()[:9]})
+
+
+def test_pixel_statistics_in_the_file_must_match_the_caffe_preprocessing():
+    public = to_public(_detector().state_dict(), "detectron2")
+    caffe_means = torch.tensor([102.9801, 115.9465, 122.7717]).view(3, 1, 1)
+    converted = to_internal({**public, "pixel_mean": caffe_means, "pixel_std": torch.ones(3, 1, 1)})
+    assert "pixel_mean" not in converted and "pixel_std" not in converted
+    with pytest.raises(WeightsError, match=r"pixel_std is \[57\.375.*std 1"):
+        to_internal({**public, "pixel_std": torch.tensor([57.375, 57.12, 58.395])})

@@ -7,13 +7,16 @@ Files (reference/features.md §2.3-2.4):
 
 Two layouts exist; both are converted to this package's internal one (Caffe's):
 - "detectron2" (AIR pickles, HF copy): 12 sigmoid objectness logits in detectron2's
-  size-major anchor order, `cls_score` with background *last*, `bbox_pred` 1600 x 4
-  without background, trained/converted for box-coder weights (10, 10, 5, 5);
+  size-major anchor order, `cls_score` with background *last*, `attr_score` with
+  "no attribute" *last* (their demos drop the last attribute column), `bbox_pred`
+  1600 x 4 without background, trained/converted for box-coder weights (10, 10, 5, 5);
 - "caffe" (MIL .pth): 24 objectness channels (12 bg then 12 fg) in Caffe's
   ratio-major order, background *first*, `bbox_pred` 1601 x 4 with weights (1, 1, 1, 1),
   attribute layers named `cls_embed`, `attr_linear1`, `attr_linear2`.
 The layout is recognised from the `bbox_pred` shape (6400 vs 6404 rows). An anchor
-buffer `...anchor_generator.cell_anchors.0` in the file, when present, decides the anchor order.
+buffer `...anchor_generator.cell_anchors.0` in the file, when present, decides the anchor
+order (it must be a reordering of the 12 Caffe anchors). `pixel_mean` / `pixel_std`
+buffers, when present, must equal Caffe's preprocessing (BGR means, std 1) and are dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import nn
 from ..errors import InputFormatError
 from .anchors import caffe_cell_anchors
 from .backbone import RES4_BLOCKS, FrozenBatchNorm2d
+from .model import PIXEL_MEANS_BGR
 
 D2_BBOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 RESIDUAL_BRANCH_GAIN = 0.25  # random init: scale of each bottleneck's last BN
@@ -37,6 +41,9 @@ PRED = "roi_heads.box_predictor."
 RPN_HEAD = "proposal_generator.rpn_head."
 ANCHOR_KEYS = ("proposal_generator.anchor_generator.cell_anchors.0", "proposal_generator.anchor_generator.cell_anchors")
 MIL_NAMES = {"cls_embed": "cls_embedding", "attr_linear1": "fc_attr", "attr_linear2": "attr_score"}
+# Predictor outputs whose "background" / "no attribute" row is last in the detectron2 layout, first in Caffe's.
+BACKGROUND_ROWS = {"cls_score": 1601, "cls_embedding": 1601, "attr_score": 401}
+ANCHOR_TOLERANCE = 0.1  # a file anchor may differ from its Caffe anchor by 10 % of that anchor's size
 
 
 class WeightsError(InputFormatError):
@@ -133,8 +140,27 @@ def _anchor_order(file_anchors: torch.Tensor | None, layout: str) -> torch.Tenso
     def sides(a: torch.Tensor) -> torch.Tensor:  # [12, 2] widths and heights
         return torch.stack([a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]], 1)
 
-    distance = torch.cdist(sides(caffe), sides(file_anchors.float().reshape(-1, 4)))  # [12, 12]
-    return distance.argmin(dim=1)
+    theirs = file_anchors.float().reshape(-1, 4)
+    if theirs.shape[0] != 12:
+        raise WeightsError(f"the file's anchor buffer holds {theirs.shape[0]} anchors, expected 12")
+    distance = torch.cdist(sides(caffe), sides(theirs))  # [12, 12]
+    perm = distance.argmin(dim=1)
+    off = distance.gather(1, perm[:, None]).squeeze(1) > ANCHOR_TOLERANCE * sides(caffe).norm(dim=1)
+    if sorted(perm.tolist()) != list(range(12)) or off.any():
+        found = ", ".join(f"{w:.0f}x{h:.0f}" for w, h in sides(theirs).tolist())
+        raise WeightsError(f"the file's anchors ({found}) are not a reordering of the detector's 12 Caffe "
+                           "anchors (sizes 64-512 px at ratios 0.5, 1, 2)")
+    return perm
+
+
+def _check_pixel_statistics(state: dict[str, torch.Tensor]) -> None:
+    """Drop `pixel_mean` / `pixel_std`, refusing values other than the Caffe preprocessing's."""
+    expected = {"pixel_mean": torch.from_numpy(PIXEL_MEANS_BGR), "pixel_std": torch.ones(3)}
+    for name, value in expected.items():
+        found = state.pop(name, None)
+        if found is not None and not torch.allclose(found.flatten(), value, atol=1e-3):
+            raise WeightsError(f"the file's {name} is {found.flatten().tolist()}, but the detector "
+                               f"preprocesses with {value.tolist()} (Caffe BGR means, std 1)")
 
 
 def _per_anchor(deltas: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -145,6 +171,7 @@ def _per_anchor(deltas: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 def to_internal(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Convert a public state dict (either layout) to the internal one."""
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    _check_pixel_statistics(state)
     file_anchors = next((state.pop(k) for k in ANCHOR_KEYS if k in state), None)
     for old, new in MIL_NAMES.items():
         for suffix in (".weight", ".bias"):
@@ -171,9 +198,9 @@ def to_internal(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _background_first(state: dict[str, torch.Tensor], suffix: str) -> None:
     """detectron2 -> Caffe class layout, in place, for the .weight or .bias entries."""
-    for name in ("cls_score", "cls_embedding"):
+    for name, rows in BACKGROUND_ROWS.items():
         key = PRED + name + suffix
-        if key in state and state[key].shape[0] == 1601:
+        if key in state and state[key].shape[0] == rows:
             state[key] = torch.cat([state[key][-1:], state[key][:-1]])
     key = PRED + "bbox_pred" + suffix
     if key in state and state[key].shape[0] == 6400:
@@ -197,7 +224,7 @@ def to_public(state: dict[str, torch.Tensor], layout: str = "detectron2",
         deltas = state[RPN_HEAD + "anchor_deltas" + suffix]
         state[RPN_HEAD + "anchor_deltas" + suffix] = _per_anchor(deltas, inverse)
         if layout == "detectron2":
-            for name in ("cls_score", "cls_embedding"):
+            for name in BACKGROUND_ROWS:
                 key = PRED + name + suffix
                 if key in state:
                     state[key] = torch.cat([state[key][1:], state[key][:1]])
