@@ -172,3 +172,20 @@ def test_pixel_statistics_in_the_file_must_match_the_caffe_preprocessing():
     assert "pixel_mean" not in converted and "pixel_std" not in converted
     with pytest.raises(WeightsError, match=r"pixel_std is \[57\.375.*std 1"):
         to_internal({**public, "pixel_std": torch.tensor([57.375, 57.12, 58.395])})
+
+
+def test_pth_holding_numpy_arrays_loads_and_one_holding_code_is_refused(tmp_path):
+    path = tmp_path / "numpy-arrays.pth"
+    public = to_public(_detector().state_dict(), layout="caffe")
+    torch.save({"model": {k: v.numpy() for k, v in public.items()}}, path)
+    _assert_same_outputs(build_detector(SECTION, str(path)))
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": {"x": Exploit()}}, evil)
+    with pytest.raises(WeightsError, match=r"cannot read weights file .*evil\.pth"):
+        read_weights_file(evil)
+    assert not (tmp_path / "pwned").exists()

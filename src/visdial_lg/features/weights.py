@@ -3,7 +3,8 @@
 Files (reference/features.md §2.3-2.4):
 - `.pkl`: the public converted pickles (`{"model": {name: ndarray}}`, detectron2 names),
   read with an unpickler that only builds numpy arrays and plain containers;
-- `.pth` / `.pt` / `.bin`: torch state dicts (MIL, the HF copy), read with `weights_only=True`.
+- `.pth` / `.pt` / `.bin`: torch state dicts (MIL, the HF copy), read with `weights_only=True`
+  (tensors, or numpy arrays through the same allow-list as the pickles).
 
 Two layouts exist; both are converted to this package's internal one (Caffe's):
 - "detectron2" (AIR pickles, HF copy): 12 sigmoid objectness logits in detectron2's
@@ -61,6 +62,10 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+NUMERIC_DTYPES = ("BoolDType", "Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType",
+                  "Int32DType", "Int64DType", "UInt8DType", "UInt16DType", "UInt32DType", "UInt64DType")
+
+
 def _numpy_globals() -> dict[tuple[str, str], object]:
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2
@@ -75,6 +80,9 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
         allowed[(module, "scalar")] = multiarray.scalar
     for module in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol-5 array pickles
         allowed[(module, "_frombuffer")] = numeric._frombuffer
+    for name in NUMERIC_DTYPES:  # numpy >= 2 names an array's dtype class in some protocols
+        if hasattr(getattr(np, "dtypes", None), name):
+            allowed[("numpy.dtypes", name)] = getattr(np.dtypes, name)
     return allowed
 
 
@@ -82,6 +90,10 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
     """Builds numpy arrays, scalars and plain containers; any other global is refused."""
 
     _allowed = _numpy_globals()
+
+    @classmethod
+    def allowed_objects(cls) -> list:
+        return list({id(obj): obj for obj in cls._allowed.values()}.values())
 
     def find_class(self, module: str, name: str):
         try:
@@ -105,7 +117,9 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".pkl":
             data = _read_pickle(path)
         else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            # weights_only, widened to numpy arrays (a .pth may hold them instead of tensors).
+            with torch.serialization.safe_globals(_ArraysOnlyUnpickler.allowed_objects()):
+                data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
         raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
     if isinstance(data, dict):
