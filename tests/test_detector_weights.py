@@ -189,3 +189,15 @@ def test_pth_holding_numpy_arrays_loads_and_one_holding_code_is_refused(tmp_path
     with pytest.raises(WeightsError, match=r"cannot read weights file .*evil\.pth"):
         read_weights_file(evil)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_detectron2_generated_anchors_give_the_assumed_size_major_order():
+    """The anchors detectron2 builds for sizes 64-512 at ratios 0.5, 1, 2 (size outer, ratio inner)."""
+    sides = [((s * s / r) ** 0.5, (s * s / r) ** 0.5 * r) for s in (64, 128, 256, 512) for r in (0.5, 1.0, 2.0)]
+    detectron2_anchors = torch.tensor([[-w / 2, -h / 2, w / 2, h / 2] for w, h in sides])
+    public = to_public(_detector().state_dict(), "detectron2")
+    assumed = to_internal(dict(public))
+    read = to_internal({**public, "proposal_generator.anchor_generator.cell_anchors.0": detectron2_anchors})
+    for name in ("objectness_logits.weight", "anchor_deltas.weight"):
+        key = "proposal_generator.rpn_head." + name
+        assert torch.equal(read[key], assumed[key])
