@@ -8,9 +8,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest single-threaded (use: pytestmark = pytest.mark.usefixtures("one_thread"))."""
+    from model_batches import torch_threads  # imports torch: only for the tests that ask
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def runs_base(tmp_path_factory) -> Path:
+    """Where the tiny trained runs of test_evaluate.tiny_runs are kept, shared by the
+    evaluation, grounding, tables, human-evaluation and figures tests."""
+    base = tmp_path_factory.getbasetemp() / "tiny_runs"
+    base.mkdir(exist_ok=True)
+    return base
 
 
 @pytest.fixture(scope="session")

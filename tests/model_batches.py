@@ -8,6 +8,8 @@ import contextlib
 import torch
 
 from visdial_lg.config import LGConfig, ModelConfig
+from visdial_lg.models.ltmi import VisualDialogModel, build_model
+from visdial_lg.runs import parse_run_id
 
 PAD, START, END = 0, 1, 2
 FIRST_WORD = 4  # <PAD> <S> </S> <UNK> come first in the vocabulary
@@ -23,6 +25,12 @@ def tiny_model_config(**overrides) -> ModelConfig:
 
 def lg_config(lambda_: float = 1.0) -> LGConfig:
     return LGConfig.from_dict({"lambda": lambda_})
+
+
+def tiny_model(run: str, vocab: int, seed: int = 0, lambda_: float = 1.0, **cfg) -> VisualDialogModel:
+    """The model of a run id at tiny sizes (`cfg` overrides tiny_model_config), seeded."""
+    torch.manual_seed(seed)
+    return build_model(parse_run_id(run), vocab, tiny_model_config(**cfg), lg_config(lambda_))
 
 
 def _words(gen: torch.Generator, vocab: int, low: int, high: int) -> list[int]:

@@ -94,13 +94,6 @@ def evaluated(base: Path, run: str, split: str = "val", grounding: str = "prior"
     return json.loads(out.read_text())
 
 
-@pytest.fixture(scope="session")
-def runs_base(tmp_path_factory) -> Path:
-    base = tmp_path_factory.getbasetemp() / "tiny_runs"
-    base.mkdir(exist_ok=True)
-    return base
-
-
 def _in_range(metrics: dict) -> None:
     for key in ("r1", "r5", "r10", "mrr"):
         assert 0.0 <= metrics[key] <= 1.0, key

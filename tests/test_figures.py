@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_evaluate import DIALOGS, LG, LTMI, evaluated, runs_base, tiny_runs  # noqa: F401  (session fixture)
+from test_evaluate import DIALOGS, LG, LTMI, evaluated, tiny_runs
 from visdial_lg.data.vocab import Vocabulary
 from visdial_lg.errors import InputFormatError
 from visdial_lg.figures import RANK_COLOURS, _draw_attention, attention_figures, dialog_examples, sample_rounds

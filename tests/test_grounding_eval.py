@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_evaluate import LG, LTMI, runs_base, tiny_runs  # noqa: F401  (session fixture)
+from test_evaluate import LG, LTMI, tiny_runs
 from visdial_lg.annotations import matching_regions
 from visdial_lg.data.vocab import Vocabulary
 from visdial_lg.errors import InputFormatError

@@ -8,7 +8,7 @@ import json
 import h5py
 import pytest
 
-from test_evaluate import DIALOGS, LG, LTMI, evaluated, runs_base, tiny_runs  # noqa: F401  (session fixture)
+from test_evaluate import DIALOGS, LG, LTMI, evaluated, tiny_runs
 from visdial_lg.data.vocab import Vocabulary
 from visdial_lg.errors import InputFormatError
 from visdial_lg.human_eval import SHEET_HEADER, answer_text, score_judgments, table7_rows, top_answers, write_sheet

@@ -2,24 +2,20 @@
 
 import pytest
 import torch
-from model_batches import lg_config, make_batch, tiny_model_config, torch_threads
+from model_batches import make_batch, tiny_model
 
 from visdial_lg.models.grounding import cross_attend, grounding_loss, replace_distribution
-from visdial_lg.models.ltmi import build_model, concat_answer
-from visdial_lg.runs import LG_LOSSES, parse_run_id
+from visdial_lg.models.ltmi import concat_answer
+from visdial_lg.runs import LG_LOSSES
 
 V = 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(run: str):
-    torch.manual_seed(0)
-    return build_model(parse_run_id(run), V, tiny_model_config(), lg_config())
+    return tiny_model(run, V)
 
 
 def test_cross_attention_mixes_only_real_context_tokens():

@@ -3,25 +3,19 @@ a dialog alone or in a batch with longer items."""
 
 import pytest
 import torch
-from model_batches import lg_config, make_batch, select, tiny_model_config, torch_threads
+from model_batches import make_batch, select, tiny_model
 
 from visdial_lg.models.attention import TwoWayAttention
-from visdial_lg.models.ltmi import build_model
-from visdial_lg.runs import parse_run_id
 
 R, O, V = 3, 4, 30
 RUNS = ["v1.0-ltmi-multi", "v1.0-lg_attn_kl-multi"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained_free_model(run: str):
-    torch.manual_seed(0)
-    return build_model(parse_run_id(run), V, tiny_model_config(blocks=2), lg_config()).eval()
+    return tiny_model(run, V, blocks=2).eval()
 
 
 def assert_same_results(net, a: dict, b: dict, rounds=slice(None), boxes: int | None = None):

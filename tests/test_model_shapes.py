@@ -2,23 +2,17 @@
 
 import pytest
 import torch
-from model_batches import lg_config, make_batch, tiny_model_config, torch_threads
+from model_batches import make_batch, tiny_model
 
-from visdial_lg.models.ltmi import build_model
-from visdial_lg.runs import parse_run_id
 
 B, R, O, K, V = 2, 3, 4, 5, 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(run: str, **cfg):
-    torch.manual_seed(0)
-    return build_model(parse_run_id(run), V, tiny_model_config(**cfg), lg_config())
+    return tiny_model(run, V, **cfg)
 
 
 @pytest.mark.parametrize("run, losses, scores", [
@@ -70,8 +64,7 @@ def test_gradients_reach_every_trainable_parameter():
 
 def test_lambda_weights_the_grounding_term():
     batch = make_batch(B, R, O, K, V)
-    torch.manual_seed(0)
-    net = build_model(parse_run_id("v1.0-lg_attn_kl-disc"), V, tiny_model_config(), lg_config(0.25))
+    net = tiny_model("v1.0-lg_attn_kl-disc", V, lambda_=0.25)
     out = net(batch)
     torch.testing.assert_close(out["loss"], out["disc_loss"] + 0.25 * out["ground_loss"])
 

@@ -3,23 +3,17 @@ and LG's KL(G || g) falls while the prior is trained towards the posterior."""
 
 import pytest
 import torch
-from model_batches import lg_config, make_batch, tiny_model_config, torch_threads
+from model_batches import make_batch, tiny_model
 
-from visdial_lg.models.ltmi import build_model
-from visdial_lg.runs import parse_run_id
 
 V = 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(run: str, steps: int, lr: float = 1e-2, seed: int = 0, **batch_kw):
-    torch.manual_seed(seed)
-    net = build_model(parse_run_id(run), V, tiny_model_config(hidden=32), lg_config())
+    net = tiny_model(run, V, seed=seed, hidden=32)
     batch = make_batch(vocab=V, seed=seed, **batch_kw)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     history = []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_evaluate import LG, LTMI, evaluated, runs_base  # noqa: F401  (session fixture)
+from test_evaluate import LG, LTMI, evaluated
 from visdial_lg.errors import InputFormatError
 from visdial_lg.human_eval import table7_rows
 from visdial_lg.runs import LG_LOSSES
