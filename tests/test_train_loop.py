@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import re
+import shutil
+from pathlib import Path
+
+import h5py
 
 import pytest
 import torch
@@ -105,8 +111,73 @@ def test_changed_config_does_not_resume(tmp_path, data, capsys):
     with pytest.raises(Killed):
         train(RUN, data, out, tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
     train(RUN, data, out, tiny_config(epochs=1, lr=2e-3), device="cpu")
-    assert "training from scratch" in capsys.readouterr().out
+    assert "(config train.epochs, train.lr changed): moved to last.stale-1.pt, training from scratch" in capsys.readouterr().out
     assert [r["epoch"] for r in _read_log(out / "log.csv")] == ["1", "1"]
+
+
+def _copy_inputs(data, folder, **changes) -> TrainInputs:
+    folder.mkdir()
+    copies = {}
+    for name in ("tokens", "features", "vocab"):
+        copies[name] = folder / Path(getattr(data, name)).name
+        shutil.copyfile(getattr(data, name), copies[name])
+    return TrainInputs(**copies)
+
+
+def test_resume_refuses_a_state_of_other_inputs(tmp_path, data, capsys):
+    """Kill after epoch 1, re-extract the features with another min_size, rerun: the state of the
+    old features is kept aside, the run starts over and ends as a straight run on the new ones."""
+    inputs = _copy_inputs(data, tmp_path / "inputs")
+    with h5py.File(inputs.features, "r+") as f:
+        f.attrs["extractor_config"] = json.dumps({"max_boxes": 6, "min_size": 600})
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(RUN, inputs, out, tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
+    with h5py.File(inputs.features, "r+") as f:
+        f.attrs["extractor_config"] = json.dumps({"max_boxes": 6, "min_size": 400})
+    capsys.readouterr()
+    resumed = train(RUN, inputs, out, tiny_config(epochs=2), device="cpu")
+    printed = capsys.readouterr().out
+    assert "resuming" not in printed
+    assert re.search(r"last.pt does not fit this training \(features \(min_size 600 -> 400\)\): "
+                     r"moved to last.stale-1.pt, training from scratch", printed)
+    assert load_checkpoint(out / "last.stale-1.pt")["epoch"] == 1  # kept, not lost
+    straight = train(RUN, inputs, tmp_path / "straight", tiny_config(epochs=2), device="cpu")
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(resumed)["model"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert load_checkpoint(resumed)["fingerprint"]["features"] == load_checkpoint(straight)["fingerprint"]["features"]
+
+
+@pytest.mark.parametrize("changed, named", [("tokens", "tokens file content"), ("vocab", "vocab file content")])
+def test_resume_refuses_changed_tokens_or_vocabulary(tmp_path, data, capsys, changed, named):
+    inputs = _copy_inputs(data, tmp_path / "inputs")
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(RUN, inputs, out, tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
+    path = getattr(inputs, changed)
+    if changed == "tokens":  # same sizes, other content: a re-tokenization
+        with h5py.File(path, "r+") as f:
+            f["question_tokens"][0, 0] = f["question_tokens"][0, 0] % 29 + 1
+    else:  # same vocabulary size, another word order
+        words = json.loads(path.read_text())
+        path.write_text(json.dumps(words, indent=2))
+    capsys.readouterr()
+    train(RUN, inputs, out, tiny_config(epochs=2), device="cpu")
+    printed = capsys.readouterr().out
+    assert f"({named})" in printed and "training from scratch" in printed and "resuming" not in printed
+    assert (out / "last.stale-1.pt").exists()
+
+
+def test_a_state_without_fingerprint_is_not_resumed(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(RUN, data, out, tiny_config(epochs=2), device="cpu", on_epoch_end=_kill_after(1))
+    state = load_checkpoint(out / RESUME_NAME)
+    del state["fingerprint"]  # written before fingerprints were recorded
+    torch.save(state, out / RESUME_NAME)
+    capsys.readouterr()
+    train(RUN, data, out, tiny_config(epochs=2), device="cpu")
+    assert "(it records no input fingerprint)" in capsys.readouterr().out
 
 
 def test_bad_inputs_name_the_culprit(tmp_path, data):
@@ -149,3 +220,26 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, data, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("visdial-lg: error: unknown config key 'train.batchsize'") and "\n" not in err
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_ctrl_c_says_what_is_kept(tmp_path, data, capsys, monkeypatch):
+    import visdial_lg.train as train_module
+    from visdial_lg.cli import main
+
+    def interrupt(done):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt, match=r"last.pt \(after epoch 1\) is kept and resumes"):
+        train(RUN, data, out, tiny_config(epochs=2), device="cpu", on_epoch_end=interrupt)
+
+    def ctrl_c_in_first_step(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_step", ctrl_c_in_first_step)
+    common = ["--tokens", str(data.tokens), "--features", str(data.features), "--vocab", str(data.vocab),
+              "--device", "cpu"]
+    assert main(["train", "--run", RUN, *common, "--out-dir", str(tmp_path / "fresh")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "visdial-lg: interrupted; nothing was saved yet (stopped in the first epoch): the next run starts over")

@@ -33,6 +33,7 @@ from .training.checkpoint import (
     FORMAT_VERSION, load_checkpoint, rng_state, save_atomic, seed_everything, set_rng_state,
 )
 from .training.distributed import DistContext
+from .training.fingerprint import changed_inputs, input_fingerprint
 from .training.monitor import LossTracker, NonFiniteLossError, RunLog
 from .training.optim import build_optimizer, build_scheduler
 
@@ -99,8 +100,10 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
     optimizer = build_optimizer(model, tcfg, ctx.device)
     scheduler = build_scheduler(optimizer, tcfg, steps)
 
+    fingerprint = input_fingerprint(Path(inputs.tokens), Path(inputs.vocab), Path(inputs.features),
+                                    Path(inputs.glove) if inputs.glove is not None else None)
     resume_path = out_dir / RESUME_NAME
-    start_epoch = _resume(resume_path, spec, cfg, vocab_size, model, optimizer, scheduler, ctx)
+    start_epoch = _resume(resume_path, spec, cfg, vocab_size, fingerprint, model, optimizer, scheduler, ctx)
     if start_epoch == 0 and ctx.rank > 0:
         seed_everything(tcfg.seed + ctx.rank)  # distinct dropout masks per rank
     net = model
@@ -116,6 +119,7 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
     if ctx.is_main:
         print(f"{spec.run_id}: {len(dataset)} dialogs, {steps} steps/epoch of {tcfg.batch_size} dialogs "
               f"on {ctx.world_size} x {ctx.device.type}, epochs {start_epoch + 1}..{tcfg.epochs}", flush=True)
+    saved = start_epoch  # epochs in `resume_path`
     try:
         global_step = start_epoch * steps
         for epoch in range(start_epoch, tcfg.epochs):
@@ -139,18 +143,24 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
                         bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lr:.2e}", dlg_s=f"{rate:.0f}")
             rngs = distributed.gather_objects(rng_state(), ctx)  # every rank's streams, for resume
             if ctx.is_main:
-                save_atomic(_state(spec, cfg, vocab_size, epoch + 1, model, inputs, optimizer, scheduler, rngs),
+                save_atomic(_state(spec, cfg, vocab_size, fingerprint, epoch + 1, model, inputs, optimizer, scheduler,
+                                   rngs),
                             resume_path)
+            saved = epoch + 1
             distributed.barrier(ctx)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"{resume_path} (after epoch {saved}) is kept and resumes on the next run" if saved
+            else "nothing was saved yet (stopped in the first epoch): the next run starts over") from None
     finally:
         if runlog:
             runlog.close()
 
     final_path = out_dir / FINAL_NAME
     if ctx.is_main:
-        save_atomic(_state(spec, cfg, vocab_size, tcfg.epochs, model, inputs), final_path)
+        save_atomic(_state(spec, cfg, vocab_size, fingerprint, tcfg.epochs, model, inputs), final_path)
         resume_path.unlink(missing_ok=True)  # its job is done; it is 3x the model's size
         print(f"{spec.run_id}: wrote {final_path}", flush=True)
     distributed.barrier(ctx)
@@ -192,7 +202,9 @@ def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
     """(dataset, loader, sampler) of this rank: `batch_size / world_size` dialogs a batch."""
     from .data.dataset import VisDialDataset, collate
 
-    dataset = VisDialDataset(inputs.tokens, inputs.features)
+    from .models.ltmi import FEATURE_DIM
+
+    dataset = VisDialDataset(inputs.tokens, inputs.features, feature_dim=FEATURE_DIM)
     # One sampler for 1 or N processes: rank r takes every N-th index of the same
     # (seed, epoch) permutation, so the global batches do not depend on N.
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
@@ -231,10 +243,11 @@ def _init_embedding(model: torch.nn.Module, path: Path) -> None:
 # ---------------------------------------------------------------- checkpoints, resume
 
 
-def _state(spec, cfg, vocab_size, epoch, model, inputs, optimizer=None, scheduler=None, rng=None) -> dict:
+def _state(spec, cfg, vocab_size, fingerprint, epoch, model, inputs, optimizer=None, scheduler=None,
+           rng=None) -> dict:
     state = {
         "format": FORMAT_VERSION, "run": spec.run_id, "config": cfg, "vocab_size": vocab_size,
-        "epoch": epoch, "model": model.state_dict(),
+        "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
         "inputs": {k: (str(v) if v is not None else None) for k, v in vars(inputs).items()},
     }
     if optimizer is not None:
@@ -248,19 +261,26 @@ def _result_config(cfg: dict) -> dict:
     return {"model": cfg["model"], "lg": cfg["lg"], "train": train}
 
 
-def _resume(path: Path, spec, cfg, vocab_size, model, optimizer, scheduler, ctx: DistContext) -> int:
-    """Restore `last.pt` if it belongs to this run and config; returns the completed epochs."""
+def _resume(path: Path, spec, cfg, vocab_size, fingerprint, model, optimizer, scheduler, ctx: DistContext) -> int:
+    """Restore `last.pt` if it was written by this run, config and inputs; returns the completed epochs.
+
+    A resume state of another run, config or inputs is moved aside (kept, never mixed
+    with this training) and training starts from scratch.
+    """
     if not path.exists():
         return 0
     try:
         state = load_checkpoint(path)
     except InputFormatError as e:
         raise InputFormatError(f"{e} (the resume state; delete it to train from scratch)") from e
-    same = (state["run"] == spec.run_id and state["vocab_size"] == vocab_size
-            and _result_config(state["config"]) == _result_config(cfg) and "optimizer" in state)
-    if not same:
+    stale = _stale_reason(state, spec, cfg, vocab_size, fingerprint)
+    if stale is not None:
+        distributed.barrier(ctx)  # every rank has read it before it moves
         if ctx.is_main:
-            print(f"{path} was written for another run, config or vocabulary: training from scratch", flush=True)
+            kept = _move_aside(path)
+            print(f"{path} does not fit this training ({stale}): moved to {kept.name}, "
+                  "training from scratch", flush=True)
+        distributed.barrier(ctx)
         return 0
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -276,6 +296,31 @@ def _resume(path: Path, spec, cfg, vocab_size, model, optimizer, scheduler, ctx:
     if ctx.is_main:
         print(f"resuming {spec.run_id} from {path} after epoch {state['epoch']}", flush=True)
     return int(state["epoch"])
+
+
+def _stale_reason(state: dict, spec, cfg, vocab_size: int, fingerprint: dict) -> str | None:
+    """Why the resume state `state` cannot continue this training, or None if it can."""
+    if "optimizer" not in state:
+        return "it holds no optimizer state"
+    if state["run"] != spec.run_id:
+        return f"run {state['run']}, not {spec.run_id}"
+    if state["vocab_size"] != vocab_size:
+        return f"vocabulary of {state['vocab_size']} words, now {vocab_size}"
+    old, new = _result_config(state["config"]), _result_config(cfg)
+    if old != new:
+        keys = [f"{name}.{k}" for name in new for k in sorted(old[name].keys() | new[name].keys())
+                if old[name].get(k) != new[name].get(k)]
+        return f"config {', '.join(keys)} changed"
+    return changed_inputs(state.get("fingerprint"), fingerprint)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename `last.pt` to a free `last.stale-N.pt` beside it."""
+    n = 1
+    while (kept := path.with_name(f"{path.stem}.stale-{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(kept)
+    return kept
 
 
 def _diverged(bad_step: int, steps: int, resume_path: Path, epoch: int) -> NonFiniteLossError:
