@@ -3,8 +3,11 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from visdial_lg.config import ConfigError, TrainConfig, load_config, parse_config_arg, section
+from visdial_lg.config import (
+    ConfigError, TrainConfig, load_config, load_yaml, parse_config_arg, section, validate,
+)
 
 
 def test_real_config_is_valid_and_filled_with_defaults(repo):
@@ -58,3 +61,65 @@ def test_cli_reports_one_line_errors(tmp_path):
     message = result.stderr.strip()
     assert "\n" not in message
     assert message.startswith("visdial-lg: error: unknown config key 'demo.sede' (known keys: image_height, ")
+
+
+def test_yaml_file_with_lr_1e_3_validates_as_a_float(repo, tmp_path):
+    # PyYAML reads YAML 1.1, where `1e-3` (no dot) is a string, not a float.
+    configfile = tmp_path / "my.yaml"
+    configfile.write_text("train:\n  lr: 1e-3\n  min_lr: 1E-6\n")
+    assert load_yaml(configfile)["train"]["lr"] == "1e-3"
+    train = load_config(repo / "config.yaml", configfile)["train"]
+    assert train["lr"] == 0.001 and type(train["lr"]) is float
+    assert train["min_lr"] == 1e-6
+
+
+def test_command_line_strings_take_the_schema_type(repo):
+    # What Snakemake makes of nested --config values: YAML's BaseLoader, every scalar a string.
+    override = {
+        "train": yaml.load("{epochs: 5, lr: 2.5e-4, betas: [0.8, 0.99], warmup_epochs: 2}", Loader=yaml.BaseLoader),
+        "text": yaml.load("{glove: false, min_count: '+3'}", Loader=yaml.BaseLoader),
+        "features": yaml.load("{depth: 50, res5_halve: yes, max_boxes: 1e2, weights: '5'}", Loader=yaml.BaseLoader),
+        "sources": {"glove": yaml.load("{url: null, size: 12, archive: null}", Loader=yaml.BaseLoader)},
+        "local": yaml.load("{glove: 123}", Loader=yaml.BaseLoader),
+    }
+    config = load_config(repo / "config.yaml", overrides=override)
+    train, features = config["train"], config["features"]
+    assert train["epochs"] == 5 and type(train["epochs"]) is int
+    assert train["lr"] == 2.5e-4 and train["betas"] == [0.8, 0.99] and train["warmup_epochs"] == 2
+    assert config["text"]["glove"] is False and config["text"]["min_count"] == 3
+    assert features["depth"] == 50 and features["res5_halve"] is True and features["max_boxes"] == 100
+    assert config["sources"]["glove"]["size"] == 12 and config["sources"]["glove"]["archive"] is None
+    # Where the schema allows a string, the text stays as written.
+    assert features["weights"] == "5" and config["local"]["glove"] == "123"
+    assert config["sources"]["glove"]["url"] == "null"
+
+
+def test_coercion_happens_in_place_as_the_snakefile_needs(repo):
+    config = load_config(repo / "config.yaml")
+    config["train"]["epochs"] = "5"
+    assert validate(config) is config and config["train"]["epochs"] == 5
+    assert TrainConfig.from_dict({"epochs": "3"}, "train").epochs == 3
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"train": {"epochs": "five"}}, "config key 'train.epochs': 'five' is not of type 'integer'"),
+        ({"train": {"epochs": "5.5"}}, "config key 'train.epochs': '5.5' is not of type 'integer'"),
+        ({"train": {"lr": "nan"}}, "config key 'train.lr': 'nan' is not of type 'number'"),
+        ({"train": {"betas": ["0.9", "x"]}}, "config key 'train.betas.1': 'x' is not of type 'number'"),
+        ({"text": {"glove": "maybe"}}, "config key 'text.glove': 'maybe' is not of type 'boolean'"),
+        ({"features": {"depth": "51"}}, "config key 'features.depth': '51' is not one of [50, 101]"),
+        ({"train": {"epochs": "0"}}, "config key 'train.epochs': 0 is less than the minimum of 1"),
+    ],
+)
+def test_strings_that_read_as_no_value_of_the_type_name_the_key(repo, override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(repo / "config.yaml", overrides=override)
+    assert str(error.value) == message
+
+
+def test_schema_descriptions_cite_only_published_documents(repo):
+    text = (repo / "workflow/schemas/config.schema.yaml").read_text()
+    for internal in ("reference/", "DESIGN", "../shared"):
+        assert internal not in text
