@@ -98,3 +98,17 @@ def test_two_way_attention_ignores_padded_positions():
     scores = x[0] @ y[0].T  # [M, N], unscaled
     torch.testing.assert_close(out_x[0], torch.softmax(scores, dim=1) @ y[0])
     torch.testing.assert_close(out_y[0], torch.softmax(scores, dim=0).T @ x[0])
+
+
+def test_masked_softmax_of_a_fully_masked_row_is_zeros():
+    """Masked entries weigh exactly 0; a row without a real entry is all zeros (sum 0), not NaN."""
+    from visdial_lg.models.common import masked_softmax
+
+    scores = torch.tensor([[1.0, 2.0, 3.0], [4.0, -1.0, 0.5]], requires_grad=True)
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    weights = masked_softmax(scores, mask)
+    torch.testing.assert_close(weights[0], torch.tensor([1.0, torch.e, 0.0]) / (1.0 + torch.e))
+    assert (weights[1] == 0).all() and weights.dtype == torch.float32
+    (weights * torch.arange(3.0)).sum().backward()
+    assert torch.isfinite(scores.grad).all() and (scores.grad[1] == 0).all() and scores.grad[0, 2] == 0
+    assert (masked_softmax(scores.detach().bfloat16(), mask)[1] == 0).all()  # the same under bf16 inputs

@@ -32,7 +32,8 @@ def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
     """Softmax over `dim` where masked-out entries get weight exactly 0.
 
     Computed in float32 (stable under bf16 autocast). Callers guarantee at least
-    one real entry per slice; a slice without one comes out uniform, never NaN.
+    one real entry per slice; a slice without one comes out all zeros (weights that
+    sum to 0, not 1), never NaN, and passes a zero gradient back.
     """
     scores = scores.float().masked_fill(~mask, torch.finfo(torch.float32).min)
     return torch.softmax(scores, dim=dim) * mask
