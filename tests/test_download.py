@@ -300,6 +300,18 @@ def test_existing_output_is_verified_not_fetched(server, tmp_path):
         download(server.url("/f.zip"), out, sha256=SHA, **FAST)
 
 
+def test_wrong_existing_output_says_to_remove_it(server, tmp_path, capsys):
+    """A mismatching file already at --out is kept (it may be the user's) and named in one line."""
+    server.routes["/f.zip"] = {"body": BODY}
+    out = tmp_path / "f.zip"
+    out.write_bytes(b"other")
+    for extra in (["--sha256", SHA], ["--size", str(len(BODY))]):
+        assert cli_main(["download", server.url("/f.zip"), "--out", str(out), *extra]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("visdial-lg: error:")]
+        assert len(errors) == 1 and f"remove {out} to download it again" in errors[0]
+        assert out.read_bytes() == b"other" and server.requests == []  # neither deleted nor fetched
+
+
 def test_file_urls_for_bring_your_own_data(tmp_path):
     src = tmp_path / "mine.json"
     src.write_bytes(b'{"data": 1}')

@@ -308,7 +308,11 @@ def download(
 
     if out.exists():  # e.g. a rerun after the lock entry was lost: verify, never re-fetch over it
         digest = file_sha256(out)
-        _check(out, digest, out.stat().st_size, expected, str(out))
+        try:
+            _check(out, digest, out.stat().st_size, expected, str(out))
+        except ChecksumError as e:  # never deleted here: it may be the user's own file
+            raise ChecksumError(f"{e}; the file was already there, not downloaded: "
+                                f"remove {out} to download it again") from None
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         hashed, failures, furthest = _PartHash(), 0, _part_size(part)
