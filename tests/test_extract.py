@@ -8,6 +8,7 @@ one-image shards; every other test reuses those two results.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import torch
 
 from visdial_lg.cli import main as cli
 from visdial_lg.config import section
-from visdial_lg.errors import InputFormatError, VisdialLGError
+from visdial_lg.errors import InputFormatError
 from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import images_of_dialogs, list_image_folders
 from visdial_lg.features.merge import merge_shards
@@ -206,9 +207,6 @@ def test_bad_images_fail_naming_the_file_then_skip_into_a_manifest(detector, tmp
     with h5py.File(partial_path(out)) as f:
         assert f["done"][()].tolist() == [1] + [0] * len(BAD_KINDS)  # the good image is kept
 
-    with pytest.raises(VisdialLGError, match=r"computed with another 'extractor_config'.*delete it"):
-        extract_features(entries, out, features_section(min_size=50), "random", device="cpu", detector=detector)
-
     before = detector.images
     extract_features(entries, out, features_section(batch_size=1, on_bad_image="skip"), "random",
                      device="cpu", detector=detector)
@@ -223,6 +221,64 @@ def test_bad_images_fail_naming_the_file_then_skip_into_a_manifest(detector, tmp
         assert json.loads(f.attrs["skipped_images"]) == manifest["skipped"]
     with pytest.raises(InputFormatError, match=rf"image id 5 has no features in {out}"):
         FeatureReader(out).read(5)
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL at the point where it is raised."""
+
+
+def test_changed_settings_keep_the_unfinished_file_aside_and_start_over(image_dir, detector, tmp_path, capsys):
+    out, entries = tmp_path / "features.h5", list_image_folders([image_dir])
+
+    def kill(rows_done):
+        raise Killed
+
+    with pytest.raises(Killed):  # one image finished, then killed
+        extract_features(entries, out, features_section(batch_size=1), "random", device="cpu", detector=detector,
+                         after_batch=kill)
+    capsys.readouterr()
+    before = detector.images
+    extract_features(entries, out, features_section(min_size=50), "random", device="cpu", detector=detector)
+    assert detector.images - before == 3  # started over: nothing of the other settings mixed in
+    err = [line for line in capsys.readouterr().err.splitlines() if "other inputs" in line]
+    stale = [p for p in tmp_path.iterdir() if p.name.startswith("features.h5.partial.stale-")]
+    assert len(err) == 1 and len(stale) == 1
+    assert "(extractor_config.min_size: 48 → 50)" in err[0] and f"kept as {stale[0].name}" in err[0]
+    with h5py.File(stale[0]) as f:
+        assert f["done"][()].tolist() == [1, 0, 0]
+    assert read_all(out)["image_id"].tolist() == sorted(SIZES)
+
+
+def test_refused_weights_leave_no_partial_file_in_the_way(image_dir, detector, tmp_path):
+    out, entries = tmp_path / "features.h5", list_image_folders([image_dir])
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"not a pickle")
+    with pytest.raises(InputFormatError, match=rf"cannot read weights file {bad}"):
+        extract_features(entries, out, features_section(), str(bad), device="cpu")
+    assert not partial_path(out).exists()
+    extract_features(entries, out, features_section(), "random", device="cpu", detector=detector)
+    assert read_all(out)["image_id"].tolist() == sorted(SIZES)
+
+
+def test_kill_before_the_final_rename_keeps_every_computed_row(image_dir, detector, batched, tmp_path, monkeypatch):
+    out, entries = tmp_path / "features.h5", list_image_folders([image_dir])
+    real_replace = os.replace
+
+    def killed_before_rename(src, dst):
+        if Path(dst) == out:
+            raise Killed
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed_before_rename)
+        with pytest.raises(Killed):
+            extract_features(entries, out, features_section(), "random", device="cpu", detector=detector)
+    assert not out.exists() and partial_path(out).exists()
+    before = detector.images
+    summary = extract_features(entries, out, features_section(), "random", device="cpu", detector=detector)
+    assert detector.images == before and summary["computed"] == 0
+    assert_same_rows(read_all(out), read_all(batched))
+    assert not partial_path(out).exists()
 
 
 def test_given_boxes_of_the_dialogs_images(image_dir, detector, tmp_path):

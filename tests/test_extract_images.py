@@ -143,20 +143,27 @@ def test_truncated_jpeg_is_caught_despite_the_thumbnails_end_marker(tmp_path):
 def bad_image_bytes(kind: str) -> bytes:
     jpeg = cv2.imencode(".jpg", pixels(64, 64))[1].tobytes()
     png = cv2.imencode(".png", pixels(64, 64))[1].tobytes()
+    noise = np.random.default_rng(0).bytes(1000)
     return {
         "empty": b"",
         "truncated-jpeg": jpeg[: len(jpeg) * 2 // 3],
         "jpeg-missing-eoi": jpeg[:-2],
+        "jpeg-cut-in-header": jpeg[:40],  # inside the quantisation tables, before the first scan
         "truncated-png": png[: len(png) // 2],
         "corrupt": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4,
+        # JPEG start and end markers around noise: an APP0 segment running past the end
+        "garbage-between-jpeg-markers": b"\xff\xd8\xff\xe0\x10\x00" + noise + b"\xff\xd9",
         "not-an-image": b"<html>404 Not Found</html>",
     }[kind]
 
 
-BAD_KINDS = ["empty", "truncated-jpeg", "jpeg-missing-eoi", "truncated-png", "corrupt", "not-an-image"]
+BAD_KINDS = ["empty", "truncated-jpeg", "jpeg-missing-eoi", "jpeg-cut-in-header", "truncated-png", "corrupt",
+             "garbage-between-jpeg-markers", "not-an-image"]
+# Only a JPEG whose segments are JPEG's and lack the end marker is "truncated"; noise is "cannot be decoded".
 BAD_MESSAGES = {"empty": "empty file", "truncated-jpeg": "truncated JPEG", "jpeg-missing-eoi": "truncated JPEG",
-                "truncated-png": "truncated PNG", "corrupt": "truncated JPEG|cannot be decoded",
-                "not-an-image": "cannot be decoded"}
+                "jpeg-cut-in-header": "truncated JPEG",
+                "truncated-png": "truncated PNG", "corrupt": "cannot be decoded",
+                "garbage-between-jpeg-markers": "cannot be decoded", "not-an-image": "cannot be decoded"}
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 import pickle
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from visdial_lg.errors import InputFormatError, VisdialLGError
+from visdial_lg.errors import InputFormatError
+from visdial_lg.features import store
 from visdial_lg.features.merge import import_ltmi
 from visdial_lg.features.store import FeatureLayout, FeatureReader, PartialFeatureFile, check_layout, partial_path
 
@@ -27,6 +31,10 @@ def random_rows(n: int, seed: int = 0, layout: FeatureLayout | None = None) -> d
     rows["num_boxes"] = rng.integers(1, K + 1, n).astype(np.int32)
     rows["image_w"] = rng.integers(20, 60, n).astype(np.int32)
     rows["image_h"] = rng.integers(20, 60, n).astype(np.int32)
+    for name in ("boxes", "proposal_boxes"):  # inside the image: 0 <= x1 <= x2 <= w, the same for y
+        size = np.stack([rows["image_w"], rows["image_h"]], -1)[:, None]  # [n, 1, 2]
+        corner = rng.random((n, layout.num_boxes, 2)) * 0.5 * size
+        rows[name] = np.concatenate([corner, corner * 2], -1).astype(np.float32)  # [n, K, 4]
     return rows
 
 
@@ -57,11 +65,118 @@ def test_partial_file_writes_rows_in_any_order_and_renames(tmp_path):
             np.testing.assert_array_equal(f[name][()], values, err_msg=name)
 
 
-def test_partial_file_refuses_to_resume_another_computation(tmp_path):
-    out = tmp_path / "f.h5"
-    PartialFeatureFile(out, 3, FeatureLayout(K, D, A), {"weights_sha256": "aaa"}).close()
-    with pytest.raises(VisdialLGError, match=r"f\.h5\.partial.*'weights_sha256'.*delete it"):
-        PartialFeatureFile(out, 3, FeatureLayout(K, D, A), {"weights_sha256": "bbb"})
+def test_partial_file_of_other_inputs_is_kept_aside_and_the_run_starts_over(tmp_path, capsys):
+    out, rows, layout = tmp_path / "f.h5", random_rows(3), FeatureLayout(K, D, A)
+    old = {"extractor_config": json.dumps({"depth": 50, "min_size": 48}), "weights_sha256": "a" * 64}
+    partial = PartialFeatureFile(out, 3, layout, old)
+    partial.write(np.array([1]), {k: v[1:2] for k, v in rows.items()})
+    partial.close()
+
+    new = {"extractor_config": json.dumps({"depth": 50, "min_size": 50}), "weights_sha256": "b" * 64}
+    fresh = PartialFeatureFile(out, 3, layout, new)
+    assert not fresh.done.any()
+    fresh.close()
+    err = capsys.readouterr().err
+    stale = [p.name for p in tmp_path.iterdir() if ".stale-" in p.name]
+    assert len(stale) == 1 and stale[0].startswith("f.h5.partial.stale-")
+    assert err.count("\n") == 1 and "f.h5.partial was computed from other inputs" in err
+    assert "extractor_config.min_size: 48 → 50" in err and "depth" not in err
+    assert "weights_sha256: aaaaaaaaaaaa… → bbbbbbbbbbbb…" in err and f"kept as {stale[0]}, starting over" in err
+    with h5py.File(tmp_path / stale[0]) as f:  # the finished row is kept, with what it was computed from
+        assert f["done"][()].tolist() == [0, 1, 0] and f.attrs["weights_sha256"] == "a" * 64
+        np.testing.assert_array_equal(f["features"][1], rows["features"][1])
+    with h5py.File(partial_path(out)) as f:
+        assert f.attrs["weights_sha256"] == "b" * 64
+
+
+def test_partial_file_without_finished_rows_is_simply_replaced(tmp_path, capsys):
+    out, layout = tmp_path / "f.h5", FeatureLayout(K, D, A)
+    PartialFeatureFile(out, 3, layout, {"weights": "bad.pkl"}).close()  # e.g. a run refused its weights
+    fresh = PartialFeatureFile(out, 3, layout, {"weights": "good.pkl"})
+    fresh.close()
+    assert capsys.readouterr().err == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5.partial"]
+    with h5py.File(partial_path(out)) as f:
+        assert f.attrs["weights"] == "good.pkl"
+
+
+def test_kill_while_creating_the_partial_file_leaves_nothing_in_the_way(tmp_path, monkeypatch):
+    out, layout = tmp_path / "f.h5", FeatureLayout(K, D, A)
+    real = store.create_datasets
+
+    def killed(f, *args, **kwargs):
+        f.create_dataset("image_id", (3,), "int64")
+        raise KeyboardInterrupt  # killed halfway through creating the datasets
+
+    monkeypatch.setattr(store, "create_datasets", killed)
+    with pytest.raises(KeyboardInterrupt):
+        PartialFeatureFile(out, 3, layout, {"source": "a"})
+    monkeypatch.setattr(store, "create_datasets", real)
+    partial = PartialFeatureFile(out, 3, layout, {"source": "a"})
+    assert partial.done.tolist() == [False] * 3
+    partial.close()
+
+
+def _kill_at(monkeypatch, path):
+    """os.replace(path, ...) and path.unlink() raise KeyboardInterrupt, as if the process were killed there."""
+    real_replace, real_unlink = os.replace, Path.unlink
+
+    def replace(src, dst):
+        if Path(src) == path:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    def unlink(self, *args, **kwargs):
+        if self == path:
+            raise KeyboardInterrupt
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(Path, "unlink", unlink)
+
+
+def test_kill_between_closing_and_renaming_a_finished_file_loses_nothing(tmp_path, monkeypatch):
+    out, rows, layout = tmp_path / "f.h5", random_rows(3), FeatureLayout(K, D, A)
+    partial = PartialFeatureFile(out, 3, layout, {"source": "a"})
+    partial.write(np.arange(3), rows)
+    with monkeypatch.context() as m:
+        _kill_at(m, partial_path(out))
+        with pytest.raises(KeyboardInterrupt):
+            partial.finalize({"skipped_images": []})
+    assert not out.exists()
+
+    rerun = PartialFeatureFile(out, 3, layout, {"source": "a"})
+    assert rerun.done.all()  # nothing to compute again
+    rerun.finalize({"skipped_images": []})
+    assert not partial_path(out).exists()
+    with h5py.File(out) as f:
+        assert "done" not in f and f.attrs["skipped_images"] == "[]"
+        for name, values in rows.items():
+            np.testing.assert_array_equal(f[name][()], values, err_msg=name)
+
+
+@pytest.mark.parametrize("step", ["while compacting", "before the rename", "before removing the partial file"])
+def test_kill_at_any_step_of_the_compaction_loses_nothing(tmp_path, monkeypatch, step):
+    out, rows, layout = tmp_path / "f.h5", random_rows(4), FeatureLayout(K, D, A)
+    compact = Path(f"{out}.compact")
+    done = np.array([0, 3])
+    partial = PartialFeatureFile(out, 4, layout, {"source": "a"})
+    partial.write(done, {k: v[done] for k, v in rows.items()})
+    with monkeypatch.context() as m:
+        _kill_at(m, partial_path(out) if step == "before removing the partial file" else compact)
+        with pytest.raises(KeyboardInterrupt):
+            partial.finalize({"skipped_images": [{"image_id": 1}]})
+    if step == "while compacting":
+        compact.write_bytes(b"half a file")
+
+    rerun = PartialFeatureFile(out, 4, layout, {"source": "a"})
+    assert rerun.done.tolist() == [True, False, False, True]
+    rerun.finalize({"skipped_images": [{"image_id": 1}]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5"]
+    with h5py.File(out) as f:
+        assert "done" not in f and json.loads(f.attrs["skipped_images"]) == [{"image_id": 1}]
+        np.testing.assert_array_equal(f["image_id"][()], rows["image_id"][done])
+        np.testing.assert_array_equal(f["features"][()], rows["features"][done])
 
 
 def test_partial_file_with_unfinished_rows_keeps_only_done_rows(tmp_path):
@@ -138,13 +253,18 @@ def test_layout_errors_name_the_file_and_the_dataset(tmp_path):
 # ------------------------------------------------------------------------------ LTMI
 
 
+def _inside_640x480(rng, n) -> np.ndarray:
+    x1y1 = rng.random((n, K, 2), np.float32) * 300
+    return np.concatenate([x1y1, x1y1 + rng.random((n, K, 2), np.float32) * 100], -1)  # [n, K, 4]
+
+
 def write_ltmi(path, n=4, *, cur_idx=None, drop=(), features_shape=None) -> dict:
     """A file in LTMI's generate_visdial layout: no cls_scores, `st1_boxes`, int64/float64 scalars."""
     rng = np.random.default_rng(1)
     data = {
         "image_id": np.array([9, 3, 7, 5, 0, 0][:n], np.int64), "image_h": np.full(n, 480, np.int64),
         "image_w": np.full(n, 640.0), "num_boxes": np.full(n, K, np.int64),
-        "boxes": rng.random((n, K, 4), np.float32) * 400, "st1_boxes": rng.random((n, K, 4), np.float32) * 400,
+        "boxes": _inside_640x480(rng, n), "st1_boxes": _inside_640x480(rng, n),
         "features": rng.random(features_shape or (n, K, D), np.float32),
         "cls_indices": rng.integers(1, 1601, (n, K)), "top_attrs": rng.integers(0, 401, (n, K, A)),
         "top_attrs_scores": rng.random((n, K, A), np.float32),

@@ -139,7 +139,7 @@ def test_resume_refuses_a_state_of_other_inputs(tmp_path, data, capsys):
     resumed = train(RUN, inputs, out, tiny_config(epochs=2), device="cpu")
     printed = capsys.readouterr().out
     assert "resuming" not in printed
-    assert re.search(r"last.pt does not fit this training \(features \(min_size 600 -> 400\)\): "
+    assert re.search(r"last.pt does not fit this training \(features \(extractor_config.min_size: 600 → 400\)\): "
                      r"moved to last.stale-1.pt, training from scratch", printed)
     assert load_checkpoint(out / "last.stale-1.pt")["epoch"] == 1  # kept, not lost
     straight = train(RUN, inputs, tmp_path / "straight", tiny_config(epochs=2), device="cpu")

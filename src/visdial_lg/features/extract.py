@@ -185,14 +185,15 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
                 raise InputFormatError(f"boxes file {boxes_path} has no boxes for image id {entry.image_id}")
     K = max([cfg.max_boxes, *(len(b) for b in given.values())] if given else [cfg.max_boxes])
     layout = FeatureLayout(K, FEATURE_DIM, cfg.top_attrs, run.storage_dtype)
-    partial = PartialFeatureFile(out, len(mine), layout, _identity(entries, section, run, weights, boxes_path, shard))
+    identity = _identity(entries, section, run, weights, boxes_path, shard)
+    if detector is None:  # weights are read (or refused) before any partial file exists
+        detector = build_detector(dict(section), weights, section.get("weights_sha256"), seed=run.seed)
+    partial = PartialFeatureFile(out, len(mine), layout, identity)
     skipped: list[dict] = []
     computed, started = 0, time.perf_counter()
     try:
         todo = np.flatnonzero(~partial.done).tolist()
         if todo:
-            if detector is None:
-                detector = build_detector(dict(section), weights, section.get("weights_sha256"), seed=run.seed)
             detector = detector.to(dev).eval()
             if dev.type == "cuda":  # NHWC convolutions: ~1.5x faster on tensor cores (docs/features.md)
                 detector = detector.to(memory_format=torch.channels_last)
@@ -239,11 +240,11 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
         seconds = time.perf_counter() - started
         final_attrs = {"skipped_images": skipped, "on_bad_image": run.on_bad_image,
                        "precision": run.precision, "device": dev.type}
+        if run.on_bad_image == "skip":  # before OUT appears: a kill between the two leaves no OUT without it
+            write_skipped_manifest(out, skipped)
         partial.finalize(final_attrs)
     finally:
         partial.close()
-    if run.on_bad_image == "skip":
-        write_skipped_manifest(out, skipped)
     return {"out": str(out), "images": len(mine), "computed": computed, "skipped": len(skipped),
             "seconds": round(seconds, 3), "images_per_s": round(computed / seconds, 3) if seconds > 0 else None}
 

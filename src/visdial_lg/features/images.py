@@ -119,19 +119,22 @@ def shard_slice(entries: Sequence[ImageEntry], index: int, count: int) -> list[I
 # ---------------------------------------------------------------------------- decoding
 
 
-def _jpeg_is_complete(data: bytes) -> bool:
-    """Walk the marker segments to the first scan, then look for the end-of-image marker.
+def _jpeg_state(data: bytes) -> str:
+    """"complete", "truncated" or "invalid": walk the marker segments to the first scan,
+    then look for the end-of-image marker.
 
     Within entropy-coded data every 0xFF byte is stuffed (FF00) or starts a marker,
     so FFD9 after the first SOS is the real EOI; an EXIF thumbnail's own FFD9 sits
-    in an APP1 segment before it and is jumped over.
+    in an APP1 segment before it and is jumped over. "invalid": the segments are not
+    JPEG's (FF00 or a length < 2 between them, where libjpeg fails too), or they run
+    past the end of a file that ends in FFD9 (a JPEG cut short cannot end so).
     """
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:  # stray bytes between segments: libjpeg skips them, so do we
             i = data.find(b"\xff", i)
             if i < 0:
-                return False
+                break
             continue
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
@@ -139,20 +142,23 @@ def _jpeg_is_complete(data: bytes) -> bool:
         elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             i += 2
         elif marker == 0xD9:
-            return True
+            return "complete"
+        elif marker == 0x00 or int.from_bytes(data[i + 2:i + 4], "big") < 2:
+            return "invalid"
         elif marker == 0xDA:  # start of scan
             scan_start = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
-            return data.find(b"\xff\xd9", scan_start) >= 0
+            return "complete" if data.find(b"\xff\xd9", scan_start) >= 0 else "truncated"
         else:
             i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return False
+    return "invalid" if data.endswith(b"\xff\xd9") else "truncated"
 
 
 def decode_image_bgr(data: bytes, path: Path) -> np.ndarray:
     """File bytes -> uint8 [H, W, 3] BGR, as `cv2.imread(path)` with default flags."""
     if not data:
         raise BadImageError(f"image {path} is an empty file (0 bytes)")
-    if data.startswith(_JPEG_MAGIC) and not _jpeg_is_complete(data):
+    # An "invalid" JPEG goes on to the decoder, which refuses it as libjpeg would.
+    if data.startswith(_JPEG_MAGIC) and _jpeg_state(data) == "truncated":
         raise BadImageError(f"image {path} is a truncated JPEG (no end-of-image marker)")
     if data.startswith(_PNG_MAGIC) and data.rfind(b"IEND") < 0:
         raise BadImageError(f"image {path} is a truncated PNG (no IEND chunk)")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -104,6 +106,43 @@ def check_values(f: h5py.File, path: str | Path, rows: int | None = None) -> Non
             raise InputFormatError(f"feature file {path}: image id {ids[bad[0]]} has {name} <= 0")
 
 
+def check_feature_dim(layout: FeatureLayout, path: str | Path, expected: int) -> None:
+    if layout.feature_dim != expected:
+        raise InputFormatError(f"feature file {path} holds {layout.feature_dim}-d features, the model takes "
+                               f"{expected}-d (bottom-up-attention pool5)")
+
+
+def check_rows(path: str | Path, ids: np.ndarray, num_boxes: np.ndarray, sizes: np.ndarray,
+               boxes: np.ndarray, features: np.ndarray | None = None) -> None:
+    """Rows of a block: every valid box finite and inside its image (0 <= x1 <= x2 <= w, the same
+    for y), and, if given, every valid feature finite. `sizes` [B, 2] (w, h), `boxes` [B, K, 4],
+    `features` [B, K, D]. The padding (boxes >= num_boxes) is not looked at."""
+    valid = np.arange(boxes.shape[1])[None, :] < num_boxes[:, None]  # [B, K]
+    w, h = sizes[:, 0, None].astype(np.float64), sizes[:, 1, None].astype(np.float64)  # [B, 1]
+    x1, y1, x2, y2 = (boxes[..., i].astype(np.float64) for i in range(4))  # [B, K] each
+    with np.errstate(invalid="ignore"):  # NaN compares False: caught as outside
+        inside = (0 <= x1) & (x1 <= x2) & (x2 <= w) & (0 <= y1) & (y1 <= y2) & (y2 <= h)
+    bad = np.argwhere(valid & ~inside)
+    if len(bad):
+        b, k = bad[0]
+        raise InputFormatError(f"feature file {path}: image id {ids[b]} box {k} {boxes[b, k].tolist()} is not "
+                               f"inside its {int(sizes[b, 0])}x{int(sizes[b, 1])} image")
+    if features is not None:
+        bad = np.argwhere(valid & ~np.isfinite(features).all(-1))
+        if len(bad):
+            b, k = bad[0]
+            raise InputFormatError(f"feature file {path}: image id {ids[b]} box {k} has non-finite feature values")
+
+
+def check_all_boxes(f: h5py.File, path: str | Path, block: int = 4096) -> None:
+    """`check_rows` on the boxes of every row, `block` rows at a time (features are checked as read)."""
+    n = f["image_id"].shape[0]
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        sizes = np.stack([f["image_w"][start:stop], f["image_h"][start:stop]], 1)
+        check_rows(path, f["image_id"][start:stop], f["num_boxes"][start:stop], sizes, f["boxes"][start:stop])
+
+
 # ------------------------------------------------------------------------------ writing
 
 
@@ -131,43 +170,96 @@ def partial_path(out: str | Path) -> Path:
     return Path(f"{out}.partial")
 
 
+def stale_path(partial: Path) -> Path:
+    """`OUT.partial.stale-YYYYmmdd-HHMMSS[-k]`: where a partial file of other inputs is kept."""
+    base = f"{partial}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = Path(base), 1
+    while path.exists():
+        path, k = Path(f"{base}-{k}"), k + 1
+    return path
+
+
+def _brief(value) -> str:
+    text = "(none)" if value is None else str(value)
+    return text if len(text) <= 40 else text[:12] + "…"  # a sha256 by its first digits
+
+
+def describe_changes(old: Mapping, new: Mapping[str, str]) -> str:
+    """`key: old → new` for each differing identity attribute; a JSON config by its differing keys."""
+    parts = []
+    for key, value in new.items():
+        found = old.get(key)
+        if found == value:
+            continue
+        try:
+            before, after = json.loads(found), json.loads(value)
+        except (TypeError, ValueError):
+            before = after = None
+        if isinstance(before, dict) and isinstance(after, dict):
+            parts += [f"{key}.{k}: {_brief(before.get(k))} → {_brief(after.get(k))}"
+                      for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        else:
+            parts.append(f"{key}: {_brief(found)} → {_brief(value)}")
+    return ", ".join(parts)
+
+
 class PartialFeatureFile:
     """`OUT.partial`: rows written in any order, each marked done once on disk; resumable.
 
-    `identity` attributes (what the rows were computed from) must match on resume,
-    otherwise finished rows would be mixed with rows of another computation.
+    `identity` attributes (what the rows were computed from) must match to resume. A
+    partial file of other inputs is never mixed in: without finished rows it is simply
+    replaced, otherwise it is kept as `stale_path(...)` (one line on stderr) and the
+    run starts over. A partial file without its `done` record is complete (finalize
+    drops the record last) and is only renamed.
     """
 
     def __init__(self, out: str | Path, n: int, layout: FeatureLayout, identity: Mapping[str, str]):
         self.out, self.path, self.layout = Path(out), partial_path(out), layout
-        if self.path.exists():
-            self.file = self._reopen(identity)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = h5py.File(self.path, "w")
-            create_datasets(self.file, n, layout, early=True)
-            dcpl = h5p.create(h5p.DATASET_CREATE)
-            dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)  # zero-filled now
-            self.file.create_dataset(DONE, (n,), "uint8", dcpl=dcpl)
-            set_attrs(self.file, identity)
-            self.file.flush()
+        self.complete = False
+        self.file = self._reopen(identity) if self.path.exists() else None
+        if self.complete:
+            self.done = np.ones(n, dtype=bool)
+            return
+        if self.file is None:
+            self._create(n, identity)
+            self.file = h5py.File(self.path, "r+")
         self.done = self.file[DONE][()].astype(bool)  # [N]
 
-    def _reopen(self, identity: Mapping[str, str]) -> h5py.File:
+    def _create(self, n: int, identity: Mapping[str, str]) -> None:
+        """Written as OUT.partial.new and renamed: a kill while creating leaves no half-made partial file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = Path(f"{self.path}.new")
+        with h5py.File(new, "w") as f:
+            create_datasets(f, n, self.layout, early=True)
+            dcpl = h5p.create(h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)  # zero-filled now
+            f.create_dataset(DONE, (n,), "uint8", dcpl=dcpl)
+            set_attrs(f, identity)
+        os.replace(new, self.path)
+
+    def _reopen(self, identity: Mapping[str, str]) -> h5py.File | None:
+        """The partial file to resume, or None to start a new one (sets `complete` for a finished one)."""
         try:
             f = h5py.File(self.path, "r+")
-        except OSError as e:
+        except OSError as e:  # e.g. locked by a running extraction: leave it alone
             raise VisdialLGError(f"cannot reopen the unfinished {self.path} ({e}); delete it to start over") from e
-        for key, value in identity.items():
-            found = f.attrs.get(key)
-            if found != value:
-                f.close()
-                raise VisdialLGError(f"unfinished {self.path} was computed with another '{key}' "
-                                     f"({found!r} != {value!r}); delete it to start over")
-        if DONE not in f:
+        changes = describe_changes(f.attrs, identity)
+        if not changes:
+            if DONE in f:
+                return f
             f.close()
-            raise VisdialLGError(f"{self.path} has no '{DONE}' record; delete it to start over")
-        return f
+            self.complete = True
+            return None
+        has_rows = DONE not in f or bool(f[DONE][()].any())
+        f.close()
+        if not has_rows:
+            self.path.unlink()  # nothing computed yet: nothing to keep
+            return None
+        kept = stale_path(self.path)
+        os.replace(self.path, kept)
+        print(f"visdial-lg: {self.path.name} was computed from other inputs ({changes}); "
+              f"kept as {kept.name}, starting over", file=sys.stderr)
+        return None
 
     def write(self, rows: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
         """Write rows (ascending not required), flush, then mark them done and flush again."""
@@ -191,13 +283,23 @@ class PartialFeatureFile:
         self.done[rows] = True
 
     def finalize(self, attrs: Mapping | None = None) -> Path:
-        """Drop the done record (and, if some rows never finished, those rows) and rename to OUT."""
-        set_attrs(self.file, attrs or {})
+        """Drop the done record (and, if some rows never finished, those rows) and rename to OUT.
+
+        Safe under a kill at any step: the partial file keeps its done record until it is
+        complete, and a rerun finishes whatever step was cut short.
+        """
+        if self.complete:  # found finished on reopen: only the rename was missing
+            os.replace(self.path, self.out)
+            return self.out
         if self.done.all():
-            del self.file[DONE]
+            set_attrs(self.file, attrs or {})
+            self.file.flush()
+            del self.file[DONE]  # the last change: from here on the partial file counts as complete
             self.file.close()
             os.replace(self.path, self.out)
             return self.out
+        # Some rows missing: copy the done ones into OUT.compact, leaving the partial file as it
+        # is, so that a kill before the last step leaves it resumable (OUT.compact is rewritten).
         keep = np.flatnonzero(self.done)
         compact = Path(f"{self.out}.compact")
         with h5py.File(compact, "w") as dst:
@@ -208,13 +310,14 @@ class PartialFeatureFile:
                     target[start:start + 256] = source[keep[start:start + 256]]
             for key, value in self.file.attrs.items():
                 dst.attrs[key] = value
+            set_attrs(dst, attrs or {})
         self.file.close()
         os.replace(compact, self.out)
         self.path.unlink()
         return self.out
 
     def close(self) -> None:
-        if self.file.id.valid:
+        if self.file is not None and self.file.id.valid:
             self.file.close()
 
 
@@ -228,13 +331,16 @@ class FeatureReader:
     a fork), and the id -> row dict is built once per process.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, feature_dim: int | None = None):
         self.path = Path(path)
+        self.feature_dim = feature_dim  # the model's; None: any
+        self._checked = False  # the whole-file checks ran (once, not in every worker)
         self._pid: int | None = None
         self._file: h5py.File | None = None
 
     def __getstate__(self):
-        return {"path": self.path, "_pid": None, "_file": None}
+        return {"path": self.path, "feature_dim": self.feature_dim, "_checked": self._checked,
+                "_pid": None, "_file": None}
 
     def _open(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
@@ -244,7 +350,17 @@ class FeatureReader:
                 raise InputFormatError(f"feature file {self.path} does not exist") from e
             except OSError as e:
                 raise InputFormatError(f"feature file {self.path} is not a readable HDF5 file ({e})") from e
-            self.layout = check_layout(f, self.path)
+            try:
+                self.layout = check_layout(f, self.path)
+                if not self._checked:
+                    if self.feature_dim is not None:
+                        check_feature_dim(self.layout, self.path, self.feature_dim)
+                    check_values(f, self.path)
+                    check_all_boxes(f, self.path)
+                    self._checked = True
+            except InputFormatError:
+                f.close()
+                raise
             ids = f["image_id"][()]
             self._index = {int(i): row for row, i in enumerate(ids)}
             self._sizes = {k: f[k][()] for k in ("num_boxes", "image_w", "image_h")}  # [N] each
@@ -275,13 +391,20 @@ class FeatureReader:
         """features [K, D] float32, boxes [K, 4] float32 (rows >= num_boxes are padding), sizes."""
         row = self.index_of(image_id)
         f = self._file
-        return {
+        image = {
             "features": f["features"][row].astype(np.float32, copy=False),  # [K, D]
             "boxes": f["boxes"][row].astype(np.float32, copy=False),  # [K, 4]
             "num_boxes": int(self._sizes["num_boxes"][row]),
             "image_w": int(self._sizes["image_w"][row]),
             "image_h": int(self._sizes["image_h"][row]),
         }
+        # Too costly at open for a 98 GB file; cheap per row (0.1 ms, bench/feature_checks.py).
+        valid = image["features"][:image["num_boxes"]]
+        if not np.isfinite(valid).all():
+            box = int(np.flatnonzero(~np.isfinite(valid).all(-1))[0])
+            raise InputFormatError(f"feature file {self.path}: image id {image_id} box {box} has non-finite "
+                                   f"feature values")
+        return image
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():

@@ -1,6 +1,6 @@
 """Detector weights: safe reading, sha256 check, layout conversion, random init.
 
-Files (reference/features.md §2.3-2.4):
+Files:
 - `.pkl`: the public converted pickles (`{"model": {name: ndarray}}`, detectron2 names),
   read with an unpickler that only builds numpy arrays and plain containers;
 - `.pth` / `.pt` / `.bin`: torch state dicts (MIL, the HF copy), read with `weights_only=True`
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -108,6 +109,21 @@ def _read_pickle(path: Path) -> dict:
         return _ArraysOnlyUnpickler(f, encoding="latin1").load()
 
 
+# torch's own lines around a weights_only refusal (its advice to load unsafely included).
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def _weights_only_refusal(path: Path, error: pickle.UnpicklingError) -> str:
+    """One line of ours for torch.load(weights_only=True)'s multi-line refusal."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    detail = " ".join(line for line in lines if line and not line.startswith(_TORCH_BOILERPLATE))
+    if "GLOBAL" in detail:  # "Trying to load unsupported GLOBAL posix.system whose module ..."
+        name = detail.split("GLOBAL", 1)[1].split()[0]
+        return (f"weights file {path} holds pickled code or objects other than tensors/arrays ({name}); "
+                "refusing to load it (only tensor state dicts are accepted)")
+    return f"cannot read weights file {path}: not a torch checkpoint of tensors ({detail or 'unreadable pickle'})"
+
+
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """name -> tensor (float32) from a .pkl or a torch checkpoint; raises WeightsError."""
     path = Path(path)
@@ -118,10 +134,18 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
             data = _read_pickle(path)
         else:
             # weights_only, widened to numpy arrays (a .pth may hold them instead of tensors).
-            with torch.serialization.safe_globals(_ArraysOnlyUnpickler.allowed_objects()):
+            # torch's warnings (e.g. on an old pickle protocol) would add lines of their own.
+            with torch.serialization.safe_globals(_ArraysOnlyUnpickler.allowed_objects()), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        message = (f"cannot read weights file {path}: UnpicklingError: {e}" if path.suffix == ".pkl"
+                   else _weights_only_refusal(path, e))
+        raise WeightsError(message) from e
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
+        first_line = str(e).strip().split("\n")[0]
+        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {first_line}") from e
     if isinstance(data, dict):
         for wrapper in ("model", "state_dict"):
             if isinstance(data.get(wrapper), dict):

@@ -19,6 +19,7 @@ from typing import Mapping
 import h5py
 
 from ..errors import InputFormatError
+from ..features.store import describe_changes
 from ..features.weights import sha256_of
 
 # Attributes of a feature file that say what its rows were computed from
@@ -59,26 +60,11 @@ def changed_inputs(recorded: Mapping[str, str] | None, current: Mapping[str, str
         if old == new:
             continue
         if key == "features" and old is not None:
-            keys = _changed_keys(json.loads(old), json.loads(new))
-            changed.append(f"features ({keys})")
+            what = describe_changes(json.loads(old), json.loads(new)) or "attributes it no longer has"
+            changed.append(f"features ({what})")
         else:
             changed.append(f"{key} file content" if key != "glove" else "GloVe table")
     return ", ".join(changed) if changed else None
-
-
-def _changed_keys(old: dict, new: dict) -> str:
-    """'key' per differing attribute; inside the extractor config, 'key old -> new' per setting."""
-    changed = []
-    for key in sorted(old.keys() | new.keys()):
-        if old.get(key) == new.get(key):
-            continue
-        if key == "extractor_config" and key in old and key in new:
-            before, after = json.loads(old[key]), json.loads(new[key])
-            changed += [f"{k} {before.get(k)!r} -> {after.get(k)!r}"
-                        for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
-        else:
-            changed.append(key)
-    return "; ".join(changed)
 
 
 def _text(value) -> str:
