@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import parse_config_arg
-from .errors import VisdialLGError
+from .errors import VisdialLGError, one_line
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
@@ -370,10 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _COMMANDS[args.command](args)
     except VisdialLGError as e:
-        print(f"visdial-lg: error: {e}", file=sys.stderr)
+        print(f"visdial-lg: error: {one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("visdial-lg: interrupted; partial work is kept and resumes on the next run", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        # A stage that knows what it saved says so (train); otherwise only saved work resumes.
+        kept = e.args[0] if e.args else "work already saved (extracted rows, finished epochs) resumes on the next run"
+        print(f"visdial-lg: interrupted; {kept}", file=sys.stderr)
         return 130
     return 0
 

@@ -114,7 +114,7 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
     if inputs.grounding == "oracle" and inputs.oracle is None:
         raise InputFormatError("grounding 'oracle' needs the grounding annotations (--oracle FILE)")
     model, spec, _ = load_trained_model(inputs.checkpoint, device)
-    dataset = VisDialDataset(inputs.tokens, inputs.features)
+    dataset = VisDialDataset(inputs.tokens, inputs.features, feature_dim=model.feature_dim)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
                         num_workers=num_workers)
     oracle_table = load_round_boxes(inputs.oracle) if inputs.grounding == "oracle" else None

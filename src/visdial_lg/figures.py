@@ -61,7 +61,7 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
         num_rounds, answers, image_ids = f["num_rounds"][:], f["answer"][:], f["image_id"][:]
         q_pool, q_len, a_pool, a_len, questions = (f["question_tokens"][:], f["question_len"][:],
                                                    f["answer_tokens"][:], f["answer_len"][:], f["question"][:])
-    dataset = VisDialDataset(tokens, features)
+    dataset = VisDialDataset(tokens, features, feature_dim=next(iter(models.values())).feature_dim)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i, (d, r) in enumerate(sample_rounds(num_rounds, answers, count, seed)):

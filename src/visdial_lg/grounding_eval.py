@@ -119,7 +119,7 @@ def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path
                        source: str, samples: int, batch_size: int = 32, device: str = "cpu",
                        seed: int = 0) -> dict:
     model, spec, _ = load_trained_model(checkpoint, device)
-    loader = DataLoader(VisDialDataset(tokens, features), batch_size=batch_size, collate_fn=collate)
+    loader = DataLoader(VisDialDataset(tokens, features, feature_dim=model.feature_dim), batch_size=batch_size, collate_fn=collate)
     hits = {"prior": [], "posterior": [], "random": []}
     annotated = 0
     for batch in tqdm(loader, desc=f"grounding {spec.run_id}", unit="batch"):

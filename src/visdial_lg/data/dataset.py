@@ -171,7 +171,8 @@ def load_token_arrays(f: h5py.File, path: Path, R: int, O: int) -> dict:
 class VisDialDataset(Dataset):
     """Dialogs of one tokens HDF5 joined with their image's region features."""
 
-    def __init__(self, tokens_path, features_path, *, max_rounds: int = 10, num_options: int = 100):
+    def __init__(self, tokens_path, features_path, *, max_rounds: int = 10, num_options: int = 100,
+                 feature_dim: int | None = None):
         self.tokens_path = Path(tokens_path)
         self.features_path = Path(features_path)
         self.max_rounds = max_rounds
@@ -182,7 +183,8 @@ class VisDialDataset(Dataset):
         with _open_h5(self.tokens_path, "tokens") as f:
             self._arrays = load_token_arrays(f, self.tokens_path, max_rounds, num_options)
         self.image_ids = self._arrays["image_id"].astype(np.int64)  # [D]
-        self.features = FeatureReader(self.features_path)  # opens lazily, once per process
+        # Opens lazily, once per process; checked once: the model's feature size, boxes, sizes.
+        self.features = FeatureReader(self.features_path, feature_dim)
         check_features_exist(self.image_ids, self.features, self.tokens_path)
         self.features.close()
         self.has_dense = "dense_round" in self._arrays

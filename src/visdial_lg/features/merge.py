@@ -19,7 +19,10 @@ from tqdm import tqdm
 
 from ..errors import InputFormatError
 from ..files import write_text_atomic
-from .store import FeatureLayout, PartialFeatureFile, check_layout, check_values, create_datasets, set_attrs
+from .store import (
+    FeatureLayout, PartialFeatureFile, check_feature_dim, check_layout, check_rows, check_values, create_datasets,
+    set_attrs,
+)
 
 # Attributes that every shard of one extraction shares; merged files keep them.
 SHARED_ATTRS = ("extractor_config", "weights", "weights_sha256", "boxes_sha256", "image_list_sha256")
@@ -157,12 +160,17 @@ LTMI_REQUIRED = ("image_id", "image_h", "image_w", "num_boxes", "boxes", "featur
                  "cls_indices", "top_attrs", "top_attrs_scores")
 
 
-def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None = None) -> Path:
+def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None = None,
+                feature_dim: int | None = None) -> Path:
     """An LTMI `*_resnet101_faster_rcnn_genome_100.h5` -> OUT in our layout (resumable copy).
 
     LTMI's `st1_boxes` (the proposals) become `proposal_boxes`; `cls_scores`, which
-    LTMI does not store, is left out. Rows keep the source order.
+    LTMI does not store, is left out. Rows keep the source order. Every row is checked
+    as it is copied (boxes inside the image, finite values); `feature_dim` defaults to
+    the model's.
     """
+    from ..models.ltmi import FEATURE_DIM
+
     src, out = Path(src), Path(out)
     try:
         f = h5py.File(src, "r")
@@ -175,6 +183,7 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
         if "st1_boxes" in f and f["st1_boxes"].shape != f["boxes"].shape:
             raise InputFormatError(f"feature file {src}: dataset 'st1_boxes' has shape {f['st1_boxes'].shape}, "
                                    f"expected {f['boxes'].shape}")
+        check_feature_dim(source_layout, src, feature_dim or FEATURE_DIM)
         n = _ltmi_rows(f, src)
         check_values(f, src, rows=n)
         mapping = {name: name for name in source_layout.datasets}
@@ -190,7 +199,10 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
                 rows = np.arange(start, min(n, start + COPY_BLOCK))
                 if partial.done[rows].all():
                     continue
-                partial.write(rows, {name: f[mapping[name]][start:rows[-1] + 1] for name in datasets})
+                block = {name: f[mapping[name]][start:rows[-1] + 1] for name in datasets}
+                check_rows(src, block["image_id"], block["num_boxes"],
+                           np.stack([block["image_w"], block["image_h"]], 1), block["boxes"], block["features"])
+                partial.write(rows, block)
                 bar.update(len(rows))
         attrs = {"source": "LTMI import", "ltmi_attrs": {k: _plain(v) for k, v in f.attrs.items()}}
     return partial.finalize(attrs)

@@ -54,6 +54,7 @@ class VisualDialogModel(nn.Module):
             raise ValueError(f"unknown decoder '{decoder}'")
         hidden, embed, layers = cfg.hidden, cfg.embed, cfg.lstm_layers
         self.decoder = decoder
+        self.feature_dim = feature_dim
         self.grounding = grounding  # None = plain LTMI, else the LG loss of Table 6
         self.lambda_ = lambda_
         self.embedding = nn.Embedding(vocab_size, embed, padding_idx=0)  # shared by every text module

@@ -54,7 +54,7 @@ def write_features(path: Path, image_ids: np.ndarray, boxes: int, rng: np.random
         f["image_w"] = np.full(n, 640, np.int32)
         f["image_h"] = np.full(n, 480, np.int32)
         f["num_boxes"] = np.full(n, boxes, np.int32)
-        x1y1 = rng.uniform(0, 400, size=(n, boxes, 2))
+        x1y1 = rng.uniform(0, [400, 240], size=(n, boxes, 2))  # boxes inside the 640x480 image
         wh = rng.uniform(10, 240, size=(n, boxes, 2))
         f["boxes"] = np.concatenate([x1y1, x1y1 + wh], -1).astype(np.float32)  # [N, K, 4]
         feats = f.create_dataset("features", shape=(n, boxes, FEAT_DIM), dtype=np.float32,
