@@ -243,3 +243,21 @@ def test_ctrl_c_says_what_is_kept(tmp_path, data, capsys, monkeypatch):
     assert main(["train", "--run", RUN, *common, "--out-dir", str(tmp_path / "fresh")]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "visdial-lg: interrupted; nothing was saved yet (stopped in the first epoch): the next run starts over")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return (os.getcwd, ())
+
+
+def test_checkpoint_or_glove_with_code_is_refused_in_one_line_of_ours(tmp_path, data):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": 1, "weight": _RunsCode()}, evil)
+    expected = r"holds pickled code or objects other than tensors/arrays \(posix.getcwd\); refusing to load it"
+    with pytest.raises(InputFormatError, match=rf"^checkpoint {evil} {expected}") as error:
+        load_checkpoint(evil)
+    assert "weights_only=False" not in str(error.value)
+    inputs = TrainInputs(data.tokens, data.features, data.vocab, glove=evil)
+    with pytest.raises(InputFormatError, match=rf"^GloVe embedding {evil} {expected}"):
+        train(RUN, inputs, tmp_path / "run", tiny_config(epochs=1), device="cpu")

@@ -13,6 +13,7 @@ weights of an uninterrupted one.
 
 from __future__ import annotations
 
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from .config import LGConfig, ModelConfig, TrainConfig, section
 from .data.dataset import batch_to
-from .errors import InputFormatError, VisdialLGError
+from .errors import InputFormatError, VisdialLGError, weights_only_refusal
 from .runs import RunSpec, parse_run_id
 from .training import distributed
 from .training.checkpoint import (
@@ -230,6 +231,8 @@ def _init_embedding(model: torch.nn.Module, path: Path) -> None:
     """Overwrite the shared word embedding with the GloVe init file {"weight": [V, 300]}."""
     try:
         weight = torch.load(path, map_location="cpu", weights_only=True)["weight"]
+    except pickle.UnpicklingError as e:
+        raise InputFormatError(weights_only_refusal("GloVe embedding", path, e)) from e
     except Exception as e:
         raise InputFormatError(f"cannot read GloVe embedding {path}: {type(e).__name__}: {e}") from e
     target = model.embedding.weight

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputFormatError
+from ..errors import InputFormatError, weights_only_refusal
 from .anchors import caffe_cell_anchors
 from .backbone import RES4_BLOCKS, FrozenBatchNorm2d
 from .model import PIXEL_MEANS_BGR
@@ -109,21 +109,6 @@ def _read_pickle(path: Path) -> dict:
         return _ArraysOnlyUnpickler(f, encoding="latin1").load()
 
 
-# torch's own lines around a weights_only refusal (its advice to load unsafely included).
-_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
-
-
-def _weights_only_refusal(path: Path, error: pickle.UnpicklingError) -> str:
-    """One line of ours for torch.load(weights_only=True)'s multi-line refusal."""
-    lines = [line.strip() for line in str(error).splitlines()]
-    detail = " ".join(line for line in lines if line and not line.startswith(_TORCH_BOILERPLATE))
-    if "GLOBAL" in detail:  # "Trying to load unsupported GLOBAL posix.system whose module ..."
-        name = detail.split("GLOBAL", 1)[1].split()[0]
-        return (f"weights file {path} holds pickled code or objects other than tensors/arrays ({name}); "
-                "refusing to load it (only tensor state dicts are accepted)")
-    return f"cannot read weights file {path}: not a torch checkpoint of tensors ({detail or 'unreadable pickle'})"
-
-
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """name -> tensor (float32) from a .pkl or a torch checkpoint; raises WeightsError."""
     path = Path(path)
@@ -141,7 +126,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
                 data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         message = (f"cannot read weights file {path}: UnpicklingError: {e}" if path.suffix == ".pkl"
-                   else _weights_only_refusal(path, e))
+                   else weights_only_refusal("weights file", path, e))
         raise WeightsError(message) from e
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
         first_line = str(e).strip().split("\n")[0]

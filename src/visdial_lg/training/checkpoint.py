@@ -12,6 +12,7 @@ with `torch.load(weights_only=True)` (no arbitrary unpickling).
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config import LGConfig, ModelConfig
-from ..errors import InputFormatError
+from ..errors import InputFormatError, weights_only_refusal
 from ..runs import RunSpec, parse_run_id
 
 FORMAT_VERSION = 1
@@ -81,7 +82,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise InputFormatError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated / foreign / unsafe pickle
+    except pickle.UnpicklingError as e:  # code or foreign objects in the file
+        raise InputFormatError(weights_only_refusal("checkpoint", path, e)) from e
+    except Exception as e:  # truncated / foreign
         reason = (str(e).strip().splitlines() or [""])[0]
         raise InputFormatError(f"cannot read checkpoint {path}: {type(e).__name__}: {reason}") from e
     if not isinstance(ckpt, dict):
