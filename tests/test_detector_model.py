@@ -122,7 +122,7 @@ def test_config_from_the_features_section():
 
 
 def test_flops_of_the_real_config_match_the_published_arithmetic():
-    flops = estimate_flops({}, (600, 1000))  # reference/features.md §5: ~83 GMAC + 300 x 2.93 GMAC
+    flops = estimate_flops({}, (600, 1000))  # published: ~83 GMAC + 300 x 2.93 GMAC
     assert flops["resized_hw"] == (600, 1000)
     assert flops["backbone"] == pytest.approx(2 * 83e9, rel=0.05)
     assert flops["roi_heads"] == pytest.approx(2 * 300 * 2.93e9, rel=0.05)

@@ -1,8 +1,10 @@
 """Region selection (BUTD generate_tsv) against a direct per-class-loop reference."""
 
+import numpy as np
 import torch
 
 from visdial_lg.features.anchors import nms
+from visdial_lg.features.model import BUTDDetector, DetectorConfig, preprocess
 from visdial_lg.features.selection import describe_regions, max_class_confidence, select_regions
 
 
@@ -68,3 +70,59 @@ def test_describe_regions_uses_the_best_object_class_and_its_box_deltas():
     assert torch.allclose(out["boxes"], torch.tensor([[20.0, 10.0, 40.0, 20.0]]))  # +1 decoding
     assert out["attr_indices"].tolist() == [[1, 0]] and torch.allclose(out["attr_scores"], torch.tensor([[0.2, 0.1]]))
     assert torch.equal(out["proposal_boxes"], boxes)
+
+
+class _FixedProposals(torch.nn.Module):
+    """Stands in for the RPN: the same proposals (resized pixels) for the one image."""
+
+    def __init__(self, proposals):
+        super().__init__()
+        self.proposals = proposals
+
+    def forward(self, res4, valid_cells, image_sizes, scales):
+        return [self.proposals]
+
+
+class _FixedScores(torch.nn.Module):
+    """Stands in for the region head: given class probabilities, zero features and deltas."""
+
+    def __init__(self, class_prob):
+        super().__init__()
+        self.class_prob = class_prob
+
+    def forward(self, res4, rois):
+        R = rois.shape[0]
+        return torch.zeros(R, 2048), self.class_prob, torch.zeros(R, 1601, 4), torch.full((R, 401), 1 / 401)
+
+
+def test_selection_nms_runs_on_original_pixel_boxes_as_butd():
+    # With +1 areas the IoU depends on the frame: these 15-pixel boxes overlap by
+    # 7/23 = 0.304 in original pixels, but by 13/45 = 0.289 once upscaled x2.
+    original = torch.tensor([[4.0, 4.0, 18.0, 18.0], [12.0, 4.0, 26.0, 18.0]])
+    image = np.zeros((32, 40, 3), np.uint8)
+    tensor, scale = preprocess(image, 64, 96)
+    assert scale == 2.0
+    class_prob = torch.full((2, 1601), 0.1 / 1600)
+    class_prob[0, 1], class_prob[1, 1] = 0.9, 0.5  # both prefer object 0; only the first has it above the second
+    detector = BUTDDetector(DetectorConfig.from_section(
+        {"depth": 50, "res5_halve": True, "min_size": 64, "max_size": 96, "min_boxes": 1, "max_boxes": 5}))
+    detector.proposal_generator = _FixedProposals(original * scale)
+    detector.roi_heads = _FixedScores(class_prob)
+    out = detector.eval()(tensor[None], torch.tensor([list(tensor.shape[1:])]), torch.tensor([scale]))[0]
+    # BUTD: IoU 0.304 > 0.3, the second box is suppressed for object 0 and falls below conf_thresh.
+    # (NMS on the resized boxes keeps both.)
+    assert torch.equal(out["proposal_boxes"], original[:1])
+    assert out["cls_indices"].tolist() == [0]
+    assert torch.allclose(out["cls_scores"], torch.tensor([0.9]))
+
+
+def test_equal_scores_rank_by_increasing_proposal_index():
+    # Two proposals in the same RoIPool bins get identical scores; the earlier one (higher RPN score)
+    # wins the class NMS and the max_conf ranking. BUTD's argsort()[::-1] has no fixed rule for ties.
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 40.0], [3.0, 2.0, 42.0, 41.0], [100.0, 100.0, 140.0, 140.0]])
+    probs = torch.tensor([[0.6, 0.1], [0.6, 0.1], [0.1, 0.6]])
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    for order in ([0, 1, 2], [1, 0, 2]):  # whichever twin comes first survives
+        max_conf = max_class_confidence(boxes[order][None], probs[order][None], valid, 0.3)[0]
+        assert max_conf.tolist() == [probs[0, 0].item(), 0.0, probs[2, 1].item()]
+    assert select_regions(torch.tensor([0.3, 0.5, 0.3, 0.3]), 0.9, 3, 3).tolist() == [1, 0, 2]

@@ -115,13 +115,16 @@ class BUTDDetector(nn.Module):
         pool5, class_prob, deltas, attr_prob = self.roi_heads(res4, rois)
 
         if given_boxes is None:
-            keep = self._select(proposals, class_prob, counts)
+            # Proposals in original pixels (BUTD's rois / im_scale): the selection runs on them and they are saved.
+            original_boxes = [p / scales[i] for i, p in enumerate(proposals)]
+            keep = self._select(original_boxes, class_prob, counts)
         else:
+            original_boxes = given_boxes
             keep = [torch.arange(n, device=images.device) for n in counts]
         outputs, start = [], 0
         for i, n in enumerate(counts):
             rows = start + keep[i]
-            boxes = given_boxes[i] if given_boxes is not None else proposals[i][keep[i]] / scales[i]
+            boxes = original_boxes[i][keep[i]]
             regions = describe_regions(boxes, pool5[rows], class_prob[rows], deltas[rows], attr_prob[rows],
                                        original_hw[i], self.cfg.top_attrs)
             if given_boxes is not None:  # the supplied regions are the answer: no box regression
@@ -130,9 +133,11 @@ class BUTDDetector(nn.Module):
             start += n
         return outputs
 
-    def _select(self, proposals: list[torch.Tensor], class_prob: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
-        """Per image, the indices (into its proposals) of the kept regions."""
-        boxes = pad_sequence(proposals, batch_first=True)  # [B, Rmax, 4]
+    def _select(self, original_boxes: list[torch.Tensor], class_prob: torch.Tensor,
+                counts: list[int]) -> list[torch.Tensor]:
+        """Per image, the indices (into its proposals) of the kept regions. original_boxes: the proposals
+        in original pixels, as BUTD's NMS sees them (with +1 areas the IoU depends on the frame)."""
+        boxes = pad_sequence(original_boxes, batch_first=True)  # [B, Rmax, 4]
         probs = pad_sequence(list(class_prob[:, 1:].split(counts)), batch_first=True)  # [B, Rmax, 1600]
         valid = pad_sequence([torch.ones(n, dtype=torch.bool, device=boxes.device) for n in counts], batch_first=True)
         max_conf = max_class_confidence(boxes, probs, valid, self.cfg.class_nms)  # [B, Rmax]

@@ -1,5 +1,5 @@
 """The per-region head: RoIPool 14x14 on res4 -> res5 -> mean pool = pool5 (2048-d),
-then the class, class-specific box and attribute predictors (test.prototxt, §1.4-1.5).
+then the class, class-specific box and attribute predictors (BUTD test.prototxt).
 
 Class layout inside this module is Caffe's: 1601 classes with background at
 index 0, 1601 x 4 box deltas with weights (1, 1, 1, 1). The attribute head

@@ -1,9 +1,10 @@
 """Which regions of an image are kept, and what is saved for them (BUTD
-`generate_tsv.py:get_detections_from_im`, as LTMI runs it; reference/features.md §1.6).
+`generate_tsv.py:get_detections_from_im`, as LTMI runs it).
 
 1. For every object class c (background excluded): greedy NMS (+1 IoU, threshold
-   `class_nms`) over the proposals ranked by P(c); a proposal's `max_conf` is its
-   highest P(c) over the classes where it survives.
+   `class_nms`) over the proposals in original-image pixels (BUTD's rois / im_scale;
+   +1 IoU depends on the frame) ranked by P(c), equal scores in increasing proposal
+   index; a proposal's `max_conf` is its highest P(c) over the classes where it survives.
 2. Keep proposals with max_conf >= conf_thresh; fewer than min_boxes -> the top
    min_boxes by max_conf; more than max_boxes -> the top max_boxes.
 3. Features and `proposal_boxes` are the proposals'; the class is the arg-max
@@ -40,7 +41,8 @@ def _pack_bits(mask: torch.Tensor) -> torch.Tensor:
 
 def max_class_confidence(boxes: torch.Tensor, class_prob: torch.Tensor, valid: torch.Tensor,
                          iou_threshold: float) -> torch.Tensor:
-    """boxes [B, R, 4]; class_prob [B, R, C] object classes only; valid [B, R] (False = padding).
+    """boxes [B, R, 4] (original pixels, as BUTD); class_prob [B, R, C] object classes only;
+    valid [B, R] (False = padding). Equal scores rank by increasing index.
     Returns max_conf [B, R] (0 for padding, and for a box suppressed in every class)."""
     B, R, C = class_prob.shape
     device = boxes.device
