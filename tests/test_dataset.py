@@ -64,7 +64,7 @@ def write_tokens(path, dialogs, dense=None):
 
 
 def write_features(path, image_ids, dtype=np.float32):
-    """Image `id` gets features filled with `id` and box i = (i, i, id, id), file order as given."""
+    """Image `id` gets features filled with `id` and box i = (i, i, i + id, i + id), file order as given."""
     N = len(image_ids)
     with h5py.File(path, "w") as f:
         f["image_id"] = np.array(image_ids, np.int64)
@@ -73,7 +73,7 @@ def write_features(path, image_ids, dtype=np.float32):
         f["num_boxes"] = np.array([K - 1] * N, np.int32)
         boxes = np.zeros((N, K, 4), np.float32)
         for n, i in enumerate(image_ids):
-            boxes[n] = [[k, k, i, i] for k in range(K)]
+            boxes[n] = [[k, k, k + i, k + i] for k in range(K)]
         f.create_dataset("boxes", data=boxes, chunks=(1, K, 4))
         feats = np.stack([np.full((K, 2048), i, dtype) for i in image_ids])
         f.create_dataset("features", data=feats, chunks=(1, K, 2048))
@@ -253,7 +253,7 @@ def test_image_features_are_looked_up_by_image_id(train_files):
         item = ds[index]
         assert item["image_id"] == image_id
         assert item["img_feat"].eq(image_id).all()
-        assert item["boxes"][2].tolist() == [2, 2, image_id, image_id]
+        assert item["boxes"][2].tolist() == [2, 2, 2 + image_id, 2 + image_id]
         assert item["img_w"] == 640 + image_id and item["img_h"] == 480 + image_id
         assert item["num_boxes"] == K - 1
 

@@ -109,10 +109,17 @@ def test_val_metrics_of_every_decoder_with_ndcg(runs_base):
     result = evaluated(runs_base, LG)
     assert result["run"] == LG and result["split"] == "val" and result["grounding"] == "prior"
     assert result["primary"] == "gen" and set(result["decoders"]) == {"disc", "gen", "avg"}
-    for metrics in result["decoders"].values():
-        assert metrics["count"] == DIALOGS * R  # every round of every dialog
-        _in_range(metrics)
-        assert 0.0 < metrics["ndcg"] <= 1.0 and metrics["ndcg_count"] == DIALOGS
+    with h5py.File(tiny_runs(runs_base)["val"]) as f:
+        dense_round, relevance = f["dense_round"][:], torch.from_numpy(f["gt_relevance"][:])
+    with np.load(ranks_file(runs_base / LG / "val_prior.json")) as ranks:
+        for name, metrics in result["decoders"].items():
+            assert metrics["count"] == DIALOGS * R  # every round of every dialog
+            _in_range(metrics)
+            # by hand, from the saved ranks of the annotated round (1-based dense_round)
+            annotated = ranks[name][np.arange(DIALOGS), dense_round - 1]  # [D, O]
+            by_hand = ndcg(-torch.tensor(annotated, dtype=torch.float64), relevance)
+            assert metrics["ndcg"] == pytest.approx(by_hand["ndcg"]) and metrics["ndcg_count"] == DIALOGS
+            assert 0.0 <= metrics["ndcg"] <= 1.0
     assert len(result["checkpoint_sha256"]) == 64 and result["scored_by"] == "ground truth"
 
 

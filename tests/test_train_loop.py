@@ -239,7 +239,7 @@ def test_ctrl_c_says_what_is_kept(tmp_path, data, capsys, monkeypatch):
 
     monkeypatch.setattr(train_module, "train_step", ctrl_c_in_first_step)
     common = ["--tokens", str(data.tokens), "--features", str(data.features), "--vocab", str(data.vocab),
-              "--device", "cpu"]
+              "--device", "cpu", "--config", json.dumps(tiny_config(epochs=2))]
     assert main(["train", "--run", RUN, *common, "--out-dir", str(tmp_path / "fresh")]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "visdial-lg: interrupted; nothing was saved yet (stopped in the first epoch): the next run starts over")
