@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +27,9 @@ from visdial_lg.config import section
 from visdial_lg.errors import InputFormatError
 from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import images_of_dialogs, list_image_folders
-from visdial_lg.features.merge import merge_shards
+from visdial_lg.features.merge import import_ltmi, merge_shards
 from visdial_lg.features.model import build_detector
-from visdial_lg.features.store import FeatureReader, partial_path
+from visdial_lg.features.store import FeatureReader, PartialFeatureFile, partial_path
 
 TINY = {"depth": 50, "res5_halve": True, "min_size": 48, "max_size": 64, "post_nms_topk": 4,
         "min_boxes": 3, "max_boxes": 3, "top_attrs": 4, "batch_size": 4, "num_workers": 0,
@@ -330,3 +331,55 @@ def test_cli_extract_argument_errors(tmp_path, capsys):
     assert cli(["extract", "--images", str(tmp_path), "--weights", str(tmp_path / "w.pkl"), "--out",
                 str(tmp_path / "x.h5")]) == 2
     assert f"weights file not found: {tmp_path / 'w.pkl'}" in capsys.readouterr().err
+
+
+def _interrupt_after_first_block(monkeypatch):
+    """COPY_BLOCK 1 and a failure after the first block is written: a kill mid-copy."""
+    import visdial_lg.features.merge as merge
+
+    monkeypatch.setattr(merge, "COPY_BLOCK", 1)
+    real_write = PartialFeatureFile.write
+
+    def write_once(self, rows, values):
+        real_write(self, rows, values)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PartialFeatureFile, "write", write_once)
+    return lambda: monkeypatch.setattr(PartialFeatureFile, "write", real_write)
+
+
+def test_a_merge_of_re_extracted_shards_never_resumes_the_old_copy(shards, tmp_path, monkeypatch, capsys):
+    copies = []
+    for shard in shards:
+        copies.append(tmp_path / shard.name)
+        shutil.copyfile(shard, copies[-1])
+    merged = tmp_path / "merged.h5"
+    restore = _interrupt_after_first_block(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        merge_shards(copies, merged)
+    restore()
+    for copy in copies:  # the shards re-extracted with other weights, under the same names
+        with h5py.File(copy, "r+") as f:
+            f.attrs["weights_sha256"] = "b" * 64
+            f["features"][...] = f["features"][()] + 1
+    merge_shards(copies, merged)
+    assert "was computed from other inputs (weights_sha256:" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_all(merged)["features"], concatenated(copies)["features"])
+
+
+def test_an_import_of_a_replaced_source_never_resumes_the_old_copy(tmp_path, monkeypatch, capsys):
+    from test_feature_store import write_ltmi
+
+    src, out = tmp_path / "val2018_resnet101_faster_rcnn_genome_100.h5", tmp_path / "val2018.h5"
+    write_ltmi(src)
+    restore = _interrupt_after_first_block(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        import_ltmi(src, out)
+    restore()
+    with h5py.File(src, "r+") as f:  # another file of the same name and rows
+        f["features"][...] = f["features"][()] * 2
+        f.attrs["other"] = "x" * 4096  # grows the file
+    import_ltmi(src, out)
+    assert "was computed from other inputs (source_bytes:" in capsys.readouterr().err
+    with h5py.File(src) as f:
+        np.testing.assert_array_equal(read_all(out)["features"], f["features"][()])

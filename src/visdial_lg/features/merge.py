@@ -118,7 +118,9 @@ def merge_shards(paths: Sequence[str | Path], out: str | Path, *, virtual: bool 
 def _write_copy(out: Path, shards: list[_Shard], attrs: dict) -> None:
     """A resumable copy, block by block, into one file chunked one image per chunk."""
     total = sum(s.rows for s in shards)
-    identity = {"merged_from": json.dumps([s.path.name for s in shards])}
+    # The shards' own identity too: re-extracted shards of the same names never resume an old copy.
+    identity = {"merged_from": json.dumps([s.path.name for s in shards]),
+                **{k: str(v) for k, v in attrs.items() if k in SHARED_ATTRS}}
     partial = PartialFeatureFile(out, total, shards[0].layout, identity)
     offset = 0
     with progress_bar(total, int(partial.done.sum()), f"merge {out.name}") as bar:
@@ -192,7 +194,10 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
         datasets = tuple(name for name in FeatureLayout.datasets if name in mapping)
         layout = FeatureLayout(source_layout.num_boxes, source_layout.feature_dim, source_layout.num_attrs,
                                storage_dtype or "float32", datasets)
-        identity = {"imported_from": src.name, "source_rows": str(n)}
+        # Size and modification time stand for the content of a file too large to hash.
+        stat = src.stat()
+        identity = {"imported_from": src.name, "source_rows": str(n), "source_bytes": str(stat.st_size),
+                    "source_mtime_ns": str(stat.st_mtime_ns)}
         partial = PartialFeatureFile(out, n, layout, identity)
         with progress_bar(n, int(partial.done.sum()), f"import {src.name}") as bar:
             for start in range(0, n, COPY_BLOCK):

@@ -5,7 +5,7 @@ The fingerprint is a flat dict of strings:
 * `tokens`, `vocab`, `glove`: sha256 of the file's content (`glove` is "none" without one);
 * `features`: the feature file's recorded identity, i.e. the attributes that its
   extraction (or import) wrote: extractor config, weights hash, image list hash,
-  given boxes, or the imported file's name and row count; plus its layout (rows,
+  given boxes, or the imported file's name, rows, size and mtime; plus its layout (rows,
   boxes, feature size, dtype). A 98 GB file is thus never re-hashed, and re-extracting
   it with another config or weights changes the fingerprint.
 """
@@ -25,7 +25,7 @@ from ..features.weights import sha256_of
 # Attributes of a feature file that say what its rows were computed from
 # (written by extraction, merge or import; see docs/formats.md).
 FEATURE_IDENTITY_ATTRS = ("extractor_config", "weights_sha256", "boxes_sha256", "image_list_sha256",
-                          "imported_from", "source_rows", "ltmi_attrs")
+                          "imported_from", "source_rows", "source_bytes", "source_mtime_ns", "ltmi_attrs")
 
 
 def feature_identity(path: str | Path) -> dict[str, str]:
