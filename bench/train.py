@@ -2,7 +2,7 @@
 
     python bench/train.py [--device cuda] [--max-seconds 540]
 
-* `model`: dialogs/s of full optimiser steps (forward, backward, AdamW) of every
+* `model`: dialogs/s of full optimiser steps (forward, backward, LTMI's Adam) of every
   decoder (disc, gen, multi) for LTMI and LTMI-LG (attn_kl), fp32 and bf16 on GPU
   (fp32 only on CPU), on batches of real shapes (vocabulary 11,322, K = 100 boxes,
   100 options, hidden 512, 2 blocks) already on the device;
