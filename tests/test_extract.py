@@ -383,3 +383,20 @@ def test_an_import_of_a_replaced_source_never_resumes_the_old_copy(tmp_path, mon
     assert "was computed from other inputs (source_bytes:" in capsys.readouterr().err
     with h5py.File(src) as f:
         np.testing.assert_array_equal(read_all(out)["features"], f["features"][()])
+
+
+def _open_hdf5_names() -> list[str]:
+    return [file_id.name.decode() for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)]
+
+
+def test_an_interrupted_copy_merge_is_closed_and_kept_by_a_virtual_merge(shards, tmp_path, monkeypatch):
+    merged = tmp_path / "merged.h5"
+    restore = _interrupt_after_first_block(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        merge_shards(shards, merged)
+    restore()
+    assert str(partial_path(merged)) not in _open_hdf5_names()  # closed on the way out
+    merge_shards(shards, merged, virtual=True)
+    with h5py.File(partial_path(merged)) as f:  # the copy's finished row is still there
+        assert f["done"][()].tolist() == [1, 0, 0]
+    np.testing.assert_array_equal(read_all(merged)["features"], concatenated(shards)["features"])

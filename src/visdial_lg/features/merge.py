@@ -123,22 +123,25 @@ def _write_copy(out: Path, shards: list[_Shard], attrs: dict) -> None:
                 **{k: str(v) for k, v in attrs.items() if k in SHARED_ATTRS}}
     partial = PartialFeatureFile(out, total, shards[0].layout, identity)
     offset = 0
-    with progress_bar(total, int(partial.done.sum()), f"merge {out.name}") as bar:
-        for shard in shards:
-            for start in range(0, shard.rows, COPY_BLOCK):
-                rows = np.arange(offset + start, offset + min(shard.rows, start + COPY_BLOCK))
-                if not partial.done[rows].all():
-                    block = {name: shard.file[name][start:start + len(rows)] for name in shard.layout.datasets}
-                    partial.write(rows, block)
-                    bar.update(len(rows))
-            offset += shard.rows
-    partial.finalize(attrs)
+    try:
+        with progress_bar(total, int(partial.done.sum()), f"merge {out.name}") as bar:
+            for shard in shards:
+                for start in range(0, shard.rows, COPY_BLOCK):
+                    rows = np.arange(offset + start, offset + min(shard.rows, start + COPY_BLOCK))
+                    if not partial.done[rows].all():
+                        block = {name: shard.file[name][start:start + len(rows)] for name in shard.layout.datasets}
+                        partial.write(rows, block)
+                        bar.update(len(rows))
+                offset += shard.rows
+        partial.finalize(attrs)
+    finally:
+        partial.close()
 
 
 def _write_virtual(out: Path, shards: list[_Shard], attrs: dict) -> None:
     """Virtual datasets over the shards; source paths relative to OUT's folder so the set can move."""
     total, layout = sum(s.rows for s in shards), shards[0].layout
-    tmp = Path(f"{out}.partial")
+    tmp = Path(f"{out}.virtual-tmp")  # not OUT.partial: that may hold an interrupted copy's rows
     out.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(tmp, "w") as dst:
         for name in layout.datasets:
@@ -199,18 +202,21 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
         identity = {"imported_from": src.name, "source_rows": str(n), "source_bytes": str(stat.st_size),
                     "source_mtime_ns": str(stat.st_mtime_ns)}
         partial = PartialFeatureFile(out, n, layout, identity)
-        with progress_bar(n, int(partial.done.sum()), f"import {src.name}") as bar:
-            for start in range(0, n, COPY_BLOCK):
-                rows = np.arange(start, min(n, start + COPY_BLOCK))
-                if partial.done[rows].all():
-                    continue
-                block = {name: f[mapping[name]][start:rows[-1] + 1] for name in datasets}
-                check_rows(src, block["image_id"], block["num_boxes"],
-                           np.stack([block["image_w"], block["image_h"]], 1), block["boxes"], block["features"])
-                partial.write(rows, block)
-                bar.update(len(rows))
-        attrs = {"source": "LTMI import", "ltmi_attrs": {k: _plain(v) for k, v in f.attrs.items()}}
-    return partial.finalize(attrs)
+        try:
+            with progress_bar(n, int(partial.done.sum()), f"import {src.name}") as bar:
+                for start in range(0, n, COPY_BLOCK):
+                    rows = np.arange(start, min(n, start + COPY_BLOCK))
+                    if partial.done[rows].all():
+                        continue
+                    block = {name: f[mapping[name]][start:rows[-1] + 1] for name in datasets}
+                    check_rows(src, block["image_id"], block["num_boxes"],
+                               np.stack([block["image_w"], block["image_h"]], 1), block["boxes"], block["features"])
+                    partial.write(rows, block)
+                    bar.update(len(rows))
+            attrs = {"source": "LTMI import", "ltmi_attrs": {k: _plain(v) for k, v in f.attrs.items()}}
+            return partial.finalize(attrs)
+        finally:
+            partial.close()
 
 
 def _ltmi_rows(f: h5py.File, src: Path) -> int:
