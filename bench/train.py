@@ -11,7 +11,7 @@
   included when there is one);
 * `end_to_end` (GPU, or --end-to-end): one epoch of `train()` on those files.
 
-The goal (DESIGN §7): one VisDial v1.0 epoch (123,287 dialogs) in <= 10 min on
+The goal (docs/performance.md#goals): one VisDial v1.0 epoch (123,287 dialogs) in <= 10 min on
 one H100, i.e. >= 205 dialogs/s, with the loader never the bound. Measurements
 that would pass `--max-seconds` are skipped and listed under `skipped`.
 """

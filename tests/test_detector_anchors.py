@@ -1,4 +1,4 @@
-"""Caffe anchors and +1 box arithmetic against hand-computed cases (reference/features.md §1.3)."""
+"""Caffe anchors and +1 box arithmetic against hand-computed cases (docs/upstream.md#butd-detector)."""
 
 import math
 

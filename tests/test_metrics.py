@@ -1,4 +1,4 @@
-"""The VisDial metrics against hand-computed values (reference/ltmi.md §2.1–2.3)."""
+"""The VisDial metrics against hand-computed values (docs/upstream.md#visdial-metrics)."""
 
 import math
 

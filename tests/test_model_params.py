@@ -1,5 +1,5 @@
 """Parameter counts at the real size (d = 512, 2 blocks, V = 11,322) against the
-release's breakdown (reference/ltmi.md §1.15), and `visdial-lg model-info`."""
+release's breakdown (docs/upstream.md#parameter-counts), and `visdial-lg model-info`."""
 
 import json
 
@@ -11,7 +11,7 @@ from visdial_lg.config import LGConfig, ModelConfig
 from visdial_lg.models.ltmi import build_model, count_parameters
 from visdial_lg.runs import parse_run_id
 
-RELEASE = {  # reference/ltmi.md §1.15
+RELEASE = {  # docs/upstream.md#parameter-counts
     "embedding": 3_396_600, "question_encoder": 10_159_616, "history_encoder": 10_159_616,
     "image_encoder": 2_543_616, "attention_blocks": 4_752_384, "summary_and_context": 1_314_818,
     "disc_decoder": 10_159_616, "gen_decoder": 9_577_530,

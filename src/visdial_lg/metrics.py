@@ -1,4 +1,4 @@
-"""The official VisDial metrics (visdial-challenge-starter `metrics.py`, `reference/ltmi.md` §2).
+"""The official VisDial metrics (visdial-challenge-starter `metrics.py`, docs/upstream.md#visdial-metrics).
 
 * ranks: rank 1 = highest score; ties go to the lower option index (stable sort);
 * sparse metrics over the rank r of the ground-truth option: R@1, R@5, R@10

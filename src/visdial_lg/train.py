@@ -1,4 +1,4 @@
-"""Training one run (paper §4.1; DESIGN §4 "Training").
+"""Training one run (paper §4.1; docs/training.md).
 
 Read top to bottom: set up (devices, data, model, optimiser), resume from
 `last.pt` if a compatible one exists, then one loop over epochs and batches. After

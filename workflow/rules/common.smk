@@ -239,7 +239,7 @@ HUMAN_EVAL = ["results/human_eval/sheet.csv", "results/human_eval/key.json"]
 
 
 def table_inputs(n):
-    """The evaluations each paper table is built from (DESIGN §3, paper Tables 1-7)."""
+    """The evaluations each paper table is built from (docs/evaluation.md "Tables", paper Tables 1-7)."""
     v = MAIN_VERSION
     if n == 1:  # generative decoder, val of every version; LTMI-LG* = multi-task
         return [

@@ -1,5 +1,5 @@
 # The synthetic grounded dataset that stands in for VisDial + COCO on machines
-# without data or GPU (DESIGN §5). MANIFEST.json is written last.
+# without data or GPU (docs/demo.md). MANIFEST.json is written last.
 
 
 rule make_demo:

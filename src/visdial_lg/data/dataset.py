@@ -1,6 +1,6 @@
 """The torch Dataset of VisDial dialogs and its collate function (LTMI's per-dialog items).
 
-One item is one dialog with all its rounds (reference/ltmi.md §1.4); its keys are
+One item is one dialog with all its rounds (docs/upstream.md#ltmi-release-data); its keys are
 the batch keys of docs/formats.md ("A batch") without the B dimension. Items are
 built from the tokens HDF5 (pools of unique questions/answers + per-dialog index
 arrays) and one row of the features HDF5, with vectorised numpy gathers: nothing

@@ -1,6 +1,6 @@
 """Reading and validating VisDial dialog JSON (v0.9 / v1.0; train, val, test) and dense annotations.
 
-Layout: docs/formats.md "VisDial JSON", reference/ltmi.md §2.4-2.5. The file is read
+Layout: docs/formats.md "VisDial JSON", docs/upstream.md#visdial-json-and-dense-annotations. The file is read
 with plain `json.load`; the per-round fields are gathered in one pass and checked
 with numpy (indices in range, 100 options, gt_index, GT answer among the options).
 Every error is one line naming the file, the dialog index, the image id and what is

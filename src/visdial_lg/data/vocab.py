@@ -1,4 +1,4 @@
-"""The word vocabulary (LTMI, reference/ltmi.md §1.3) and its optional GloVe initialisation.
+"""The word vocabulary (LTMI, docs/upstream.md#ltmi-release-data) and its optional GloVe initialisation.
 
 Words come from the train split's captions, questions (with "?" appended) and
 ground-truth answers, counted per occurrence in the dialogs (as VisDial's word-count

@@ -2,7 +2,7 @@
 
 The BUTD network was trained and is run with pixel-inclusive boxes: a box
 [x1, y1, x2, y2] covers x2 - x1 + 1 pixels. Everything here keeps that
-convention (reference/features.md §1.3), so that proposals and refined boxes
+convention (docs/upstream.md#butd-detector), so that proposals and refined boxes
 match the Caffe network's rather than detectron2's.
 """
 

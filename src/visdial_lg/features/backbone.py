@@ -1,6 +1,6 @@
 """ResNet "C4" backbone of the BUTD network (Caffe/MSRA variant), up to res4.
 
-Caffe specifics kept (reference/features.md §1.2): the stride of a stage sits
+Caffe specifics kept (docs/upstream.md#butd-detector): the stride of a stage sits
 in the first 1x1 conv, the stem max-pool has no padding and rounds up, and
 every BatchNorm is a frozen affine. Parameter names follow detectron2
 (`stem.conv1`, `res4.22.conv2.norm.running_var`, ...), so converted public

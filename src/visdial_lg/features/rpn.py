@@ -5,7 +5,7 @@ objectness logit per anchor and 4 deltas per anchor. Internally the logit is
 Caffe's fg - bg (softmax over {bg, fg} == sigmoid(fg - bg)), anchors are in
 Caffe's ratio-major order; weights.py converts other layouts to this one.
 
-Proposal layer (proposal_layer.py, reference/features.md §1.3), per image:
+Proposal layer (BUTD's `lib/rpn/proposal_layer.py`, docs/upstream.md#butd-detector), per image:
 decode with +1 box math -> clip to [0, W-1] x [0, H-1] -> drop boxes with a
 side < 16 * scale -> top `pre_nms_topk` by score -> NMS (+1 IoU) -> top
 `post_nms_topk`.

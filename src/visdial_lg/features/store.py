@@ -1,4 +1,4 @@
-"""The region-feature HDF5 (DESIGN §3, docs/formats.md): layout, checking, writing, reading.
+"""The region-feature HDF5 (docs/formats.md, docs/extraction.md): layout, checking, writing, reading.
 
 One row per image; per-box arrays padded to K boxes with `num_boxes` valid,
 chunked one image per chunk. Heavy files are written as `OUT.h5.partial`

@@ -1,4 +1,4 @@
-"""The LTMI attention block (reference/ltmi.md §1.7): light-weight multi-head
+"""The LTMI attention block (docs/upstream.md#attention-block): light-weight multi-head
 attention without Q/K/V/O projections, with learnable pad slots, used as
 self-attention and as two-way co-attention between the image (I), question (Q)
 and history (R) utilities, fused per utility by an MLP with residual + LayerNorm.

@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def kaiming_init_linears(module: nn.Module) -> None:
-    """LTMI's initialisation: every nn.Linear kaiming-uniform, biases zero (reference §1.12)."""
+    """LTMI's initialisation: every nn.Linear kaiming-uniform, biases zero (docs/upstream.md#ltmi-release-training)."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.kaiming_uniform_(m.weight)
@@ -78,7 +78,7 @@ def run_lstm(lstm: nn.LSTM, inputs: Tensor, lengths: Tensor, need_outputs: bool 
 
 
 class AttentionPooling(nn.Module):
-    """LTMI's self-attention summary (reference §1.8) and the paper's Eq. 6-7:
+    """LTMI's self-attention summary (docs/upstream.md#context-vector) and the paper's Eq. 6-7:
     weights = softmax(ReLU(x W1 + b1) W2 + b2) over real positions, summary = weightsᵀ x."""
 
     def __init__(self, dim: int):

@@ -1,4 +1,4 @@
-"""LTMI's decoders (reference/ltmi.md §1.9-1.11). Both read the context vector c
+"""LTMI's decoders (docs/upstream.md#decoders-and-losses). Both read the context vector c
 of each round (flattened rounds, N = B*R) and receive the shared word embedding
 at call time (the model owns it once)."""
 

@@ -1,4 +1,4 @@
-"""LTMI's input encoders (reference/ltmi.md §1.6): token-level text (question, and
+"""LTMI's input encoders (docs/upstream.md#encoders): token-level text (question, and
 LG's answer), sentence-level history, and region features with box geometry.
 
 Text encoders take already-embedded tokens: the one shared word embedding is

@@ -1,9 +1,9 @@
 """Distributions over visual objects (regions) and the image summary built from them.
 
-LTMI (reference/ltmi.md §1.8) summarises the image by attention pooling of the
+LTMI (docs/upstream.md#context-vector) summarises the image by attention pooling of the
 encoded regions I. Learning to Ground (the paper, Eq. 1-8) replaces that with
   P = softmax(I xᵀ)            over the real context tokens        (Eq. 4)
-  Î = LayerNorm(I + P x)       (parameter-free LN, DESIGN §4)     (Eq. 5)
+  Î = LayerNorm(I + P x)       (parameter-free LN, docs/model.md) (Eq. 5)
   g = softmax(MLP(Î))          prior over regions                 (Eq. 6)
   v_prior = gᵀ Î                                                  (Eq. 7)
 and, with x + y for x (Eq. 8), the posterior G. The MLP is LTMI's pooling MLP,

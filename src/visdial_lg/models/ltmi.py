@@ -219,7 +219,7 @@ def _count(module: nn.Module | None) -> int:
 
 def count_parameters(model: VisualDialogModel) -> dict:
     """{"total", "inference", "components"}: all parameters; those used at inference
-    (all but LG's answer encoder); and the breakdown of reference/ltmi.md §1.15."""
+    (all but LG's answer encoder); and the breakdown of docs/upstream.md#parameter-counts."""
     components = {
         "embedding": _count(model.embedding),
         "question_encoder": _count(model.question_encoder),
