@@ -120,6 +120,6 @@ def test_strings_that_read_as_no_value_of_the_type_name_the_key(repo, override, 
 
 
 def test_schema_descriptions_cite_only_published_documents(repo):
-    text = (repo / "workflow/schemas/config.schema.yaml").read_text()
+    text = (repo / "src/visdial_lg/resources/config.schema.yaml").read_text()
     for internal in ("reference/", "DESIGN", "../shared"):  # doc-references: ignore (the strings checked for)
         assert internal not in text

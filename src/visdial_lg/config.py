@@ -1,6 +1,6 @@
 """Loading, validating and viewing the pipeline configuration.
 
-The JSON schema (`workflow/schemas/config.schema.yaml`) is the single source of
+The JSON schema (`src/visdial_lg/resources/config.schema.yaml`) is the single source of
 keys, types and defaults. This module only depends on `yaml` and `jsonschema`
 so that the Snakefile can import it at parse time.
 """
@@ -17,7 +17,8 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Inside the package, so that an installed wheel validates configs as the workflow does.
+SCHEMA_PATH = Path(__file__).resolve().parent / "resources" / "config.schema.yaml"
 
 
 from .errors import VisdialLGError
@@ -28,10 +29,7 @@ class ConfigError(VisdialLGError, ValueError):
 
 
 def _schema() -> dict:
-    path = SCHEMA_PATH
-    if not path.exists():  # installed as a wheel: the schema ships with the package
-        path = Path(__file__).resolve().parent / "resources" / "config.schema.yaml"
-    with open(path) as f:
+    with open(SCHEMA_PATH) as f:
         return yaml.safe_load(f)
 
 
