@@ -8,7 +8,6 @@ demo) they are scored the way the server scores them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from .annotations import load_round_boxes, oracle_regions
 from .data.dataset import VisDialDataset, batch_to, collate
 from .errors import InputFormatError
-from .files import write_text_atomic
+from .files import sha256_of, write_text_atomic
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
 from .training.checkpoint import load_trained_model
 
@@ -41,14 +40,6 @@ class EvalInputs:
     oracle: Path | None = None  # grounding annotations, for grounding == "oracle"
     test_answers: Path | None = None  # held-back test answers (the demo)
     submission: Path | None = None  # where to write the EvalAI file (test)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_test_answers(path: Path) -> dict[int, dict]:
@@ -142,7 +133,7 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
         "decoders": scorer.metrics(),
         "dialogs": len(dataset),
         "checkpoint": str(inputs.checkpoint),
-        "checkpoint_sha256": file_sha256(Path(inputs.checkpoint)),
+        "checkpoint_sha256": sha256_of(inputs.checkpoint),
         "scored_by": _scored_by(inputs.split, answers is not None),
     }
     if inputs.grounding == "oracle":

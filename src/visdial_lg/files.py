@@ -1,9 +1,19 @@
-"""Writing small output files so that a reader never sees half of one."""
+"""File helpers shared by every stage: atomic small writes, content hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a whole file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

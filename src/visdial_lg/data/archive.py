@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from ..errors import InputFormatError
 from ..files import write_text_atomic
-from .download import CHUNK_BYTES, file_sha256
+from ..files import sha256_of
+from .download import CHUNK_BYTES
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ALLOWED_TYPES = (0, stat.S_IFREG, stat.S_IFDIR)  # 0 = no Unix mode recorded (e.g. DOS-made zips)
@@ -170,7 +171,7 @@ def safe_extract_zip(zip_path, out_dir, manifest_path, *, progress: bool = True)
 
     manifest = {
         "zip": zip_path.name,
-        "zip_sha256": file_sha256(zip_path),
+        "zip_sha256": sha256_of(zip_path),
         "zip_size": zip_path.stat().st_size,
         "out": str(out_dir),
         "num_files": len(sizes),

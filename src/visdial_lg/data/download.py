@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from ..errors import VisdialLGError
+from ..files import sha256_of
 from .checksum_lock import read_lock, record_in_lock
 
 CHUNK_BYTES = 1 << 20
@@ -93,11 +94,6 @@ class _PartHash:
     def update(self, block: bytes) -> None:
         self.h.update(block)
         self.n += len(block)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a whole file."""
-    return _sha256_of(path).hexdigest()
 
 
 def _part_size(part: Path) -> int:
@@ -307,7 +303,7 @@ def download(
         _say(f"no sha256 and no lock file for {name}: its content will not be verified")
 
     if out.exists():  # e.g. a rerun after the lock entry was lost: verify, never re-fetch over it
-        digest = file_sha256(out)
+        digest = sha256_of(out)
         try:
             _check(out, digest, out.stat().st_size, expected, str(out))
         except ChecksumError as e:  # never deleted here: it may be the user's own file

@@ -23,10 +23,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import InputFormatError, VisdialLGError
+from ..files import sha256_of
 from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
 from .merge import progress_bar, write_skipped_manifest
 from .store import FeatureLayout, PartialFeatureFile
-from .weights import sha256_of
 
 FEATURE_DIM = 2048
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -20,8 +20,7 @@ from tqdm import tqdm
 from ..errors import InputFormatError
 from ..files import write_text_atomic
 from .store import (
-    FeatureLayout, PartialFeatureFile, check_feature_dim, check_layout, check_rows, check_values, create_datasets,
-    set_attrs,
+    FeatureLayout, PartialFeatureFile, check_feature_dim, check_layout, check_rows, check_values, set_attrs,
 )
 
 # Attributes that every shard of one extraction shares; merged files keep them.

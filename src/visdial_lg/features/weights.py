@@ -22,7 +22,6 @@ buffers, when present, must equal Caffe's preprocessing (BGR means, std 1) and a
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import warnings
 from collections import OrderedDict
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import InputFormatError, weights_only_refusal
+from ..files import sha256_of
 from .anchors import caffe_cell_anchors
 from .backbone import RES4_BLOCKS, FrozenBatchNorm2d
 from .model import PIXEL_MEANS_BGR
@@ -53,14 +53,6 @@ class WeightsError(InputFormatError):
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 NUMERIC_DTYPES = ("BoolDType", "Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType",

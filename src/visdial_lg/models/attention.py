@@ -6,8 +6,6 @@ and history (R) utilities, fused per utility by an MLP with residual + LayerNorm
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

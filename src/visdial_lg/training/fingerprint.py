@@ -20,7 +20,7 @@ import h5py
 
 from ..errors import InputFormatError
 from ..features.store import describe_changes
-from ..features.weights import sha256_of
+from ..files import sha256_of
 
 # Attributes of a feature file that say what its rows were computed from
 # (written by extraction, merge or import; see docs/formats.md).
