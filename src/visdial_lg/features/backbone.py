@@ -17,11 +17,14 @@ window. Stride-2 1x1 convs sample positions 0, 2, 4, ... and never read padding.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 RES4_BLOCKS = {50: 6, 101: 23}
+# The input the backbone's weights expect: BGR minus Caffe's cfg.PIXEL_MEANS, no scaling.
+PIXEL_MEANS_BGR = np.array([102.9801, 115.9465, 122.7717], dtype=np.float32)
 FROZEN_BN_EPS = 1e-5  # detectron2 FrozenBatchNorm2d
 
 

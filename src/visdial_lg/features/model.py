@@ -21,12 +21,12 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..config import ConfigError, section
 from ..errors import InputFormatError
-from .backbone import ResNetC4, level_sizes
+from .backbone import PIXEL_MEANS_BGR, ResNetC4, level_sizes
 from .roi_heads import Res5ROIHeads
 from .rpn import RPN
 from .selection import describe_regions, max_class_confidence, select_regions
+from .weights import init_random_weights, load_weights
 
-PIXEL_MEANS_BGR = np.array([102.9801, 115.9465, 122.7717], dtype=np.float32)  # Caffe cfg.PIXEL_MEANS
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,6 @@ def _check_given_boxes(given_boxes: list[torch.Tensor], batch: int, device) -> l
 def build_detector(section: dict, weights: str, sha256: str | None = None, seed: int = 0) -> BUTDDetector:
     """The detector of a `features:` config section, in eval mode on the CPU.
     weights: "random" (deterministic for a seed) or a path to a .pkl (public layout) / .pth file."""
-    from .weights import init_random_weights, load_weights
-
     model = BUTDDetector(DetectorConfig.from_section(section))
     if weights == "random":
         init_random_weights(model, seed)

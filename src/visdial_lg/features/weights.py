@@ -34,8 +34,7 @@ from torch import nn
 from ..errors import InputFormatError, weights_only_refusal
 from ..files import sha256_of
 from .anchors import caffe_cell_anchors
-from .backbone import RES4_BLOCKS, FrozenBatchNorm2d
-from .model import PIXEL_MEANS_BGR
+from .backbone import PIXEL_MEANS_BGR, RES4_BLOCKS, FrozenBatchNorm2d
 
 D2_BBOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 RESIDUAL_BRANCH_GAIN = 0.25  # random init: scale of each bottleneck's last BN
