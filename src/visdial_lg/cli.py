@@ -13,6 +13,7 @@ from typing import Callable
 
 from .config import parse_config_arg
 from .errors import VisdialLGError, one_line
+from .runs import GROUNDING_VARIANTS
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", required=True, type=Path)
     p.add_argument("--features", required=True, type=Path)
     p.add_argument("--split", required=True, choices=["train", "val", "test"])
-    p.add_argument("--grounding", default="prior", choices=["prior", "mean", "random", "oracle"])
+    p.add_argument("--grounding", default="prior", choices=GROUNDING_VARIANTS)
     p.add_argument("--oracle", type=Path, help="grounding annotations JSON (for --grounding oracle)")
     p.add_argument("--test-answers", type=Path, help="held-back test answers (the demo)")
     p.add_argument("--submission", type=Path, help="where to write the EvalAI submission (test)")

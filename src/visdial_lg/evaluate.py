@@ -24,9 +24,9 @@ from .data.dataset import VisDialDataset, batch_to, collate
 from .errors import InputFormatError
 from .files import sha256_of, write_text_atomic
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
+from .runs import GROUNDING_VARIANTS
 from .training.checkpoint import load_trained_model
 
-GROUNDINGS = ("prior", "mean", "random", "oracle")
 NUM_OPTIONS = 100
 
 
@@ -100,8 +100,8 @@ class _Scorer:
 
 def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: str = "cpu",
              num_workers: int = 0) -> dict:
-    if inputs.grounding not in GROUNDINGS:
-        raise InputFormatError(f"unknown grounding variant '{inputs.grounding}' (one of {', '.join(GROUNDINGS)})")
+    if inputs.grounding not in GROUNDING_VARIANTS:
+        raise InputFormatError(f"unknown grounding variant '{inputs.grounding}' (one of {', '.join(GROUNDING_VARIANTS)})")
     if inputs.grounding == "oracle" and inputs.oracle is None:
         raise InputFormatError("grounding 'oracle' needs the grounding annotations (--oracle FILE)")
     model, spec, _ = load_trained_model(inputs.checkpoint, device)

@@ -12,6 +12,10 @@ DECODERS = ("gen", "disc", "multi")
 # Grounding losses of the paper's Table 6; `attn_kl` is the main LTMI-LG.
 LG_LOSSES = ("attn_kl", "attn_mse", "image_kl", "image_mse", "attn_kl_image_mse")
 MODELS = ("ltmi",) + tuple(f"lg_{loss}" for loss in LG_LOSSES)
+LG = "lg_attn_kl"  # the paper's LTMI-LG
+# The distribution over regions a model scores with (Table 4): its own (LTMI's pooling / LG's
+# prior), uniform, random, or the annotated regions.
+GROUNDING_VARIANTS = ("prior", "mean", "random", "oracle")
 
 _RUN_RE = re.compile(r"^(?P<version>v\d\.\d)-(?P<model>[a-z_]+)-(?P<decoder>[a-z]+)$")
 

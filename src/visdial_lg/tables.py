@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from .errors import InputFormatError
+from .runs import LG
 
 METRIC_OF_COLUMN = {"NDCG": "ndcg", "MRR": "mrr", "R@1": "r1", "R@5": "r5", "R@10": "r10", "Mean": "mean"}
-LG = "lg_attn_kl"
 
 
 def paper_tables() -> dict:

@@ -12,7 +12,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from visdial_lg.config import ConfigError, validate  # noqa: E402
-from visdial_lg.runs import DECODERS, LG_LOSSES, MODELS, VERSIONS  # noqa: E402
+from visdial_lg.runs import DECODERS, GROUNDING_VARIANTS, LG, LG_LOSSES, MODELS, VERSIONS  # noqa: E402
 
 try:
     validate(config)  # in place: fills the schema's defaults
@@ -233,8 +233,6 @@ def weights_input():
 MAIN_VERSION = "v1.0" if "v1.0" in config["versions"] else config["versions"][-1]
 # Table 3 needs object annotations: COCO instances exist for v0.9 val (val2014).
 GROUNDING_VERSION = "v0.9" if "v0.9" in config["versions"] else MAIN_VERSION
-LG = "lg_attn_kl"
-GROUNDING_VARIANTS = ["prior", "mean", "random", "oracle"]
 HUMAN_EVAL = ["results/human_eval/sheet.csv", "results/human_eval/key.json"]
 
 

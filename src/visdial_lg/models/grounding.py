@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..runs import GROUNDING_VARIANTS
 from .common import AttentionPooling, masked_log_softmax, masked_softmax
-
-GROUNDING_VARIANTS = ("prior", "mean", "random", "oracle")
 
 
 def cross_attend(image: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
