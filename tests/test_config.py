@@ -123,3 +123,12 @@ def test_schema_descriptions_cite_only_published_documents(repo):
     text = (repo / "src/visdial_lg/resources/config.schema.yaml").read_text()
     for internal in ("reference/", "DESIGN", "../shared"):  # doc-references: ignore (the strings checked for)
         assert internal not in text
+
+
+def test_schema_versions_are_the_packages():
+    """The schema is data and cannot import: it must list the versions runs.VERSIONS defines."""
+    from visdial_lg.config import SCHEMA_PATH
+    from visdial_lg.runs import VERSIONS
+
+    versions = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["versions"]
+    assert tuple(versions["items"]["enum"]) == VERSIONS and tuple(versions["default"]) == VERSIONS

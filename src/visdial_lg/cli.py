@@ -13,7 +13,7 @@ from typing import Callable
 
 from .config import parse_config_arg
 from .errors import VisdialLGError, one_line
-from .runs import GROUNDING_VARIANTS
+from .runs import GROUNDING_VARIANTS, VERSIONS
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("vocab", "build the vocabulary from a train split")
     p.add_argument("--train-json", required=True)
-    p.add_argument("--version", default="v1.0", choices=["v0.9", "v1.0"])
+    p.add_argument("--version", default="v1.0", choices=VERSIONS)
     p.add_argument("--out", required=True, help="vocabulary JSON")
     p.add_argument("--glove", help="GloVe text file (word + 300 floats per line)")
     p.add_argument("--glove-out", help="where to write the GloVe-initialised embedding (.pt)")
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", required=True, help="VisDial dialogs JSON")
     p.add_argument("--vocab", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--version", required=True, choices=["v0.9", "v1.0"])
+    p.add_argument("--version", required=True, choices=VERSIONS)
     p.add_argument("--split", required=True, choices=["train", "val", "test"])
     p.add_argument("--dense", help="dense annotations JSON (v1.0 val)")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from .errors import InputFormatError
-from .runs import LG
+from .runs import LG, VERSIONS
 
 METRIC_OF_COLUMN = {"NDCG": "ndcg", "MRR": "mrr", "R@1": "r1", "R@5": "r5", "R@10": "r10", "Mean": "mean"}
 
@@ -100,7 +100,7 @@ def _value(evaluation: dict | None, cell: Cell, column: str):
 
 
 def reproduced_rows(n: int, evaluations: dict, columns: list[str], evalai: dict | None = None,
-                    versions: tuple[str, ...] = ("v0.9", "v1.0")) -> list[tuple]:
+                    versions: tuple[str, ...] = VERSIONS) -> list[tuple]:
     """[(label, values, note)] of the rows this pipeline produced for table n. Columns of a
     version the config does not run stay empty."""
     rows = []
@@ -200,7 +200,7 @@ def _fmt(value) -> str:
 
 def render_table(n: int, inputs: list[Path], dataset: str, evalai_result: Path | None = None,
                  human_rows: list[tuple] | None = None,
-                 versions: tuple[str, ...] = ("v0.9", "v1.0")) -> list[list[str]]:
+                 versions: tuple[str, ...] = VERSIONS) -> list[list[str]]:
     table = paper_tables()[f"table{n}"]
     columns = table["columns"]
     header = ["model", "source", *columns, "note"]

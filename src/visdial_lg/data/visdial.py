@@ -19,11 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputFormatError
+from ..runs import VERSIONS
 from .options_json import PLACEHOLDER, read_with_options
 
 NUM_ROUNDS = 10
 NUM_OPTIONS = 100
-VERSIONS = ("v0.9", "v1.0")
 SPLITS = ("train", "val", "test")
 
 
