@@ -13,7 +13,6 @@ weights of an uninterrupted one.
 
 from __future__ import annotations
 
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from tqdm import tqdm
 
 from .config import LGConfig, ModelConfig, TrainConfig, section
 from .data.dataset import batch_to
-from .errors import InputFormatError, VisdialLGError, weights_only_refusal
+from .errors import InputFormatError, VisdialLGError
+from .files import load_tensors
 from .runs import RunSpec, parse_run_id
 from .training import distributed
 from .training.checkpoint import (
@@ -229,12 +229,10 @@ def _build_model(spec: RunSpec, vocab_size: int, cfg: dict) -> torch.nn.Module:
 
 def _init_embedding(model: torch.nn.Module, path: Path) -> None:
     """Overwrite the shared word embedding with the GloVe init file {"weight": [V, 300]}."""
-    try:
-        weight = torch.load(path, map_location="cpu", weights_only=True)["weight"]
-    except pickle.UnpicklingError as e:
-        raise InputFormatError(weights_only_refusal("GloVe embedding", path, e)) from e
-    except Exception as e:
-        raise InputFormatError(f"cannot read GloVe embedding {path}: {type(e).__name__}: {e}") from e
+    data = load_tensors(path, "GloVe embedding")
+    weight = data.get("weight") if isinstance(data, dict) else None
+    if not torch.is_tensor(weight):
+        raise InputFormatError(f"cannot read GloVe embedding {path}: no 'weight' tensor in it")
     target = model.embedding.weight
     if tuple(weight.shape) != tuple(target.shape):
         raise InputFormatError(f"{path}: embedding of shape {tuple(weight.shape)}, the model needs "

@@ -23,7 +23,6 @@ buffers, when present, must equal Caffe's preprocessing (BGR means, std 1) and a
 from __future__ import annotations
 
 import pickle
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -31,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputFormatError, weights_only_refusal
-from ..files import sha256_of
+from ..errors import InputFormatError
+from ..files import load_tensors, sha256_of
 from .anchors import caffe_cell_anchors
 from .backbone import PIXEL_MEANS_BGR, RES4_BLOCKS, FrozenBatchNorm2d
 
@@ -105,23 +104,18 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    try:
-        if path.suffix == ".pkl":
+    if path.suffix != ".pkl":
+        # weights_only, widened to numpy arrays (a .pth may hold them instead of tensors).
+        data = load_tensors(path, "weights file", safe_globals=_ArraysOnlyUnpickler.allowed_objects(),
+                            error=WeightsError)
+    else:
+        try:
             data = _read_pickle(path)
-        else:
-            # weights_only, widened to numpy arrays (a .pth may hold them instead of tensors).
-            # torch's warnings (e.g. on an old pickle protocol) would add lines of their own.
-            with torch.serialization.safe_globals(_ArraysOnlyUnpickler.allowed_objects()), \
-                    warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        message = (f"cannot read weights file {path}: UnpicklingError: {e}" if path.suffix == ".pkl"
-                   else weights_only_refusal("weights file", path, e))
-        raise WeightsError(message) from e
-    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-        first_line = str(e).strip().split("\n")[0]
-        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {first_line}") from e
+        except pickle.UnpicklingError as e:
+            raise WeightsError(f"cannot read weights file {path}: UnpicklingError: {e}") from e
+        except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
+            first_line = str(e).strip().split("\n")[0]
+            raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {first_line}") from e
     if isinstance(data, dict):
         for wrapper in ("model", "state_dict"):
             if isinstance(data.get(wrapper), dict):

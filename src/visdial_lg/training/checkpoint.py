@@ -12,7 +12,6 @@ with `torch.load(weights_only=True)` (no arbitrary unpickling).
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 
 from ..config import LGConfig, ModelConfig
-from ..errors import InputFormatError, weights_only_refusal
+from ..errors import InputFormatError
+from ..files import load_tensors
 from ..runs import RunSpec, parse_run_id
 
 FORMAT_VERSION = 1
@@ -80,13 +80,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputFormatError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # code or foreign objects in the file
-        raise InputFormatError(weights_only_refusal("checkpoint", path, e)) from e
-    except Exception as e:  # truncated / foreign
-        reason = (str(e).strip().splitlines() or [""])[0]
-        raise InputFormatError(f"cannot read checkpoint {path}: {type(e).__name__}: {reason}") from e
+    ckpt = load_tensors(path, "checkpoint", map_location=map_location)
     if not isinstance(ckpt, dict):
         raise InputFormatError(f"{path} is not a visdial-lg checkpoint (holds a {type(ckpt).__name__})")
     missing = [k for k in ("format", "run", "config", "vocab_size", "model") if k not in ckpt]
