@@ -188,10 +188,9 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
     identity = _identity(entries, section, run, weights, boxes_path, shard)
     if detector is None:  # weights are read (or refused) before any partial file exists
         detector = build_detector(dict(section), weights, section.get("weights_sha256"), seed=run.seed)
-    partial = PartialFeatureFile(out, len(mine), layout, identity)
     skipped: list[dict] = []
     computed, started = 0, time.perf_counter()
-    try:
+    with PartialFeatureFile(out, len(mine), layout, identity) as partial:
         todo = np.flatnonzero(~partial.done).tolist()
         if todo:
             detector = detector.to(dev).eval()
@@ -243,8 +242,6 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
         if run.on_bad_image == "skip":  # before OUT appears: a kill between the two leaves no OUT without it
             write_skipped_manifest(out, skipped)
         partial.finalize(final_attrs)
-    finally:
-        partial.close()
     return {"out": str(out), "images": len(mine), "computed": computed, "skipped": len(skipped),
             "seconds": round(seconds, 3), "images_per_s": round(computed / seconds, 3) if seconds > 0 else None}
 

@@ -120,9 +120,8 @@ def _write_copy(out: Path, shards: list[_Shard], attrs: dict) -> None:
     # The shards' own identity too: re-extracted shards of the same names never resume an old copy.
     identity = {"merged_from": json.dumps([s.path.name for s in shards]),
                 **{k: str(v) for k, v in attrs.items() if k in SHARED_ATTRS}}
-    partial = PartialFeatureFile(out, total, shards[0].layout, identity)
     offset = 0
-    try:
+    with PartialFeatureFile(out, total, shards[0].layout, identity) as partial:
         with progress_bar(total, int(partial.done.sum()), f"merge {out.name}") as bar:
             for shard in shards:
                 for start in range(0, shard.rows, COPY_BLOCK):
@@ -133,8 +132,6 @@ def _write_copy(out: Path, shards: list[_Shard], attrs: dict) -> None:
                         bar.update(len(rows))
                 offset += shard.rows
         partial.finalize(attrs)
-    finally:
-        partial.close()
 
 
 def _write_virtual(out: Path, shards: list[_Shard], attrs: dict) -> None:
@@ -164,13 +161,12 @@ LTMI_REQUIRED = ("image_id", "image_h", "image_w", "num_boxes", "boxes", "featur
                  "cls_indices", "top_attrs", "top_attrs_scores")
 
 
-def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None = None,
-                feature_dim: int | None = None) -> Path:
+def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None = None) -> Path:
     """An LTMI `*_resnet101_faster_rcnn_genome_100.h5` -> OUT in our layout (resumable copy).
 
     LTMI's `st1_boxes` (the proposals) become `proposal_boxes`; `cls_scores`, which
     LTMI does not store, is left out. Rows keep the source order. Every row is checked
-    as it is copied (boxes inside the image, finite values); `feature_dim` defaults to
+    as it is copied (boxes inside the image, finite values), and the feature size must be
     the model's.
     """
     from ..models.ltmi import FEATURE_DIM
@@ -187,7 +183,7 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
         if "st1_boxes" in f and f["st1_boxes"].shape != f["boxes"].shape:
             raise InputFormatError(f"feature file {src}: dataset 'st1_boxes' has shape {f['st1_boxes'].shape}, "
                                    f"expected {f['boxes'].shape}")
-        check_feature_dim(source_layout, src, feature_dim or FEATURE_DIM)
+        check_feature_dim(source_layout, src, FEATURE_DIM)
         n = _ltmi_rows(f, src)
         check_values(f, src, rows=n)
         mapping = {name: name for name in source_layout.datasets}
@@ -200,8 +196,7 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
         stat = src.stat()
         identity = {"imported_from": src.name, "source_rows": str(n), "source_bytes": str(stat.st_size),
                     "source_mtime_ns": str(stat.st_mtime_ns)}
-        partial = PartialFeatureFile(out, n, layout, identity)
-        try:
+        with PartialFeatureFile(out, n, layout, identity) as partial:
             with progress_bar(n, int(partial.done.sum()), f"import {src.name}") as bar:
                 for start in range(0, n, COPY_BLOCK):
                     rows = np.arange(start, min(n, start + COPY_BLOCK))
@@ -214,8 +209,6 @@ def import_ltmi(src: str | Path, out: str | Path, *, storage_dtype: str | None =
                     bar.update(len(rows))
             attrs = {"source": "LTMI import", "ltmi_attrs": {k: _plain(v) for k, v in f.attrs.items()}}
             return partial.finalize(attrs)
-        finally:
-            partial.close()
 
 
 def _ltmi_rows(f: h5py.File, src: Path) -> int:

@@ -330,6 +330,12 @@ class PartialFeatureFile:
         if self.file is not None and self.file.id.valid:
             self.file.close()
 
+    def __enter__(self) -> "PartialFeatureFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # also when the writer stops early: the rows done so far stay resumable
+
 
 # ------------------------------------------------------------------------------ reading
 
