@@ -4,6 +4,8 @@ Each check is one line naming the file, the image id and the problem."""
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -24,8 +26,6 @@ def data(tmp_path):
 
 
 def _train_cli(data, out, config: dict | None = None) -> list[str]:
-    import json
-
     args = ["train", "--run", RUN, "--tokens", str(data["tokens"]), "--features", str(data["features"]),
             "--vocab", str(data["vocab"]), "--out-dir", str(out), "--device", "cpu",
             "--config", json.dumps(config or tiny_config(epochs=1))]

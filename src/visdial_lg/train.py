@@ -202,7 +202,6 @@ def _vocab_size(inputs: TrainInputs) -> int:
 def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
     """(dataset, loader, sampler) of this rank: `batch_size / world_size` dialogs a batch."""
     from .data.dataset import VisDialDataset, collate
-
     from .models.ltmi import FEATURE_DIM
 
     dataset = VisDialDataset(inputs.tokens, inputs.features, feature_dim=FEATURE_DIM)
