@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from visdial_lg.data.archive import safe_extract_zip
-from visdial_lg.data.download import download
-from visdial_lg.metrics import NDCG, SparseGTMetrics
+from visdial_lg.download.archive import safe_extract_zip
+from visdial_lg.download.fetch import download
+from visdial_lg.evaluation.metrics import NDCG, SparseGTMetrics
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

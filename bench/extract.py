@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from visdial_lg.config import load_yaml, section
+from visdial_lg.core.config import load_yaml, section
 from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import list_image_folders
 from visdial_lg.features.model import build_detector, estimate_flops

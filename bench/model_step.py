@@ -24,9 +24,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from model_batches import make_batch  # noqa: E402
 
-from visdial_lg.config import SCHEMA_PATH, LGConfig, ModelConfig  # noqa: E402
+from visdial_lg.core.config import SCHEMA_PATH, LGConfig, ModelConfig  # noqa: E402
 from visdial_lg.models.ltmi import build_model, count_parameters  # noqa: E402
-from visdial_lg.runs import parse_run_id  # noqa: E402
+from visdial_lg.core.runs import parse_run_id  # noqa: E402
 
 
 def visdial_like_batch(batch_size: int, seed: int) -> dict:

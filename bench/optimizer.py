@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from visdial_lg.config import LGConfig, ModelConfig
-from visdial_lg.config import section as config_section
+from visdial_lg.core.config import LGConfig, ModelConfig
+from visdial_lg.core.config import section as config_section
 from visdial_lg.models.ltmi import build_model
-from visdial_lg.runs import parse_run_id
+from visdial_lg.core.runs import parse_run_id
 from visdial_lg.training.optim import LTMIAdam, weight_decay_groups
 
 VOCAB = 11322  # v1.0's vocabulary size

@@ -99,9 +99,9 @@ def write_synthetic_train(path: Path, dialogs: int, seed: int = 0) -> dict:
 
 def _stage(name: str, args: argparse.Namespace, workdir: Path) -> None:
     """Run one stage in this process and print its timing JSON (called in a child process)."""
-    from visdial_lg.config import TextConfig
-    from visdial_lg.data.tokens import tokenize_split
-    from visdial_lg.data.vocab import build_vocabulary_file
+    from visdial_lg.core.config import TextConfig
+    from visdial_lg.text.tokens import tokenize_split
+    from visdial_lg.text.vocab import build_vocabulary_file
 
     text_cfg = TextConfig.from_dict({"workers": args.workers}, "text")
     train, vocab, out = workdir / "train.json", workdir / "vocab.json", workdir / "train.h5"

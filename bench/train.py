@@ -34,10 +34,10 @@ from itertools import cycle, islice
 
 import torch
 
-from visdial_lg.config import LGConfig, ModelConfig, TrainConfig, validate
+from visdial_lg.core.config import LGConfig, ModelConfig, TrainConfig, validate
 from visdial_lg.models.ltmi import build_model
-from visdial_lg.runs import parse_run_id
-from visdial_lg.train import TrainInputs, build_loader, train, train_step
+from visdial_lg.core.runs import parse_run_id
+from visdial_lg.training.loop import TrainInputs, build_loader, train, train_step
 from visdial_lg.training.distributed import DistContext
 from visdial_lg.training.optim import build_optimizer, build_scheduler
 from visdial_lg.training.synthetic import write_synthetic_inputs

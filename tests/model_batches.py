@@ -7,9 +7,9 @@ import contextlib
 
 import torch
 
-from visdial_lg.config import LGConfig, ModelConfig
+from visdial_lg.core.config import LGConfig, ModelConfig
 from visdial_lg.models.ltmi import VisualDialogModel, build_model
-from visdial_lg.runs import parse_run_id
+from visdial_lg.core.runs import parse_run_id
 
 PAD, START, END = 0, 1, 2
 FIRST_WORD = 4  # <PAD> <S> </S> <UNK> come first in the vocabulary

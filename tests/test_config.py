@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from visdial_lg.config import (
+from visdial_lg.core.config import (
     ConfigError, TrainConfig, load_config, load_yaml, parse_config_arg, section, validate,
 )
 
@@ -127,8 +127,8 @@ def test_schema_descriptions_cite_only_published_documents(repo):
 
 def test_schema_versions_are_the_packages():
     """The schema is data and cannot import: it must list the versions runs.VERSIONS defines."""
-    from visdial_lg.config import SCHEMA_PATH
-    from visdial_lg.runs import VERSIONS
+    from visdial_lg.core.config import SCHEMA_PATH
+    from visdial_lg.core.runs import VERSIONS
 
     versions = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["versions"]
     assert tuple(versions["items"]["enum"]) == VERSIONS and tuple(versions["default"]) == VERSIONS

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from visdial_lg.data.dataset import EOS, PAD, SOS, VisDialDataset, collate
-from visdial_lg.errors import InputFormatError
+from visdial_lg.training.dataset import EOS, PAD, SOS, VisDialDataset, collate
+from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.merge import write_skipped_manifest
 
 R, O, K = 10, 100, 5
@@ -334,11 +334,11 @@ def test_dataloader_with_workers_opens_files_lazily_per_worker(train_files):
 
 
 def test_tokenizer_output_feeds_the_dataset(tmp_path):
-    """The real tokens writer (visdial_lg.data.tokens) on a tiny VisDial v1.0 val JSON with dense scores."""
+    """The real tokens writer (visdial_lg.text.tokens) on a tiny VisDial v1.0 val JSON with dense scores."""
     from types import SimpleNamespace
 
-    tokens_module = pytest.importorskip("visdial_lg.data.tokens")
-    from visdial_lg.data.vocab import Vocabulary
+    tokens_module = pytest.importorskip("visdial_lg.text.tokens")
+    from visdial_lg.text.vocab import Vocabulary
 
     words_ = ["?", "is", "it", "red", "yes", "no", "blue", "a", "ball", "on", "table"]
     vocab = Vocabulary(list(Vocabulary.SPECIALS) + words_)

@@ -13,12 +13,12 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from visdial_lg.cli import main
-from visdial_lg.config import DemoConfig
-from visdial_lg.data import demo as demo_module
-from visdial_lg.data.demo import IMAGE_SETS, generate_image, make_demo
-from visdial_lg.data.demo_answers import NUMBER_WORDS, answer_inventory, meaning_of, wordings
-from visdial_lg.data.demo_scenes import COLOURS
-from visdial_lg.errors import InputFormatError
+from visdial_lg.core.config import DemoConfig
+from visdial_lg.demo import make as demo_module
+from visdial_lg.demo.make import IMAGE_SETS, generate_image, make_demo
+from visdial_lg.demo.answers import NUMBER_WORDS, answer_inventory, meaning_of, wordings
+from visdial_lg.demo.scenes import COLOURS
+from visdial_lg.core.errors import InputFormatError
 
 # pycocotools' mask decoding warns under numpy 2; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")

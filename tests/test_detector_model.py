@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from visdial_lg.config import ConfigError
-from visdial_lg.errors import InputFormatError
+from visdial_lg.core.config import ConfigError
+from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.model import DetectorConfig, build_detector, estimate_flops, preprocess
 
 # ResNet-50 with the halved res5 on 64-96 pixel images: the real network's layers, little compute.

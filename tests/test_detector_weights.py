@@ -12,7 +12,7 @@ from visdial_lg.features.anchors import caffe_cell_anchors
 from visdial_lg.features.model import build_detector, preprocess
 from visdial_lg.features.weights import (WeightsError, read_weights_file, save_public_pickle, to_internal,
                                          to_public)
-from visdial_lg.files import sha256_of
+from visdial_lg.core.files import sha256_of
 
 SECTION = {"depth": 50, "res5_halve": True, "min_size": 64, "max_size": 96, "post_nms_topk": 6,
            "min_boxes": 3, "max_boxes": 5, "top_attrs": 4}

@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from visdial_lg.cli import main as cli_main
-from visdial_lg.data.checksum_lock import read_lock, record_in_lock
-from visdial_lg.data.download import ChecksumError, DownloadError, download
-from visdial_lg.errors import InputFormatError
+from visdial_lg.download.checksum_lock import read_lock, record_in_lock
+from visdial_lg.download.fetch import ChecksumError, DownloadError, download
+from visdial_lg.core.errors import InputFormatError
 
 BODY = random.Random(0).randbytes(300_000)
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from test_train_support import O, R, tiny_config, write_tiny_dataset
-from visdial_lg.errors import InputFormatError
-from visdial_lg.evaluate import EvalInputs, evaluate, load_test_answers, ranks_file
-from visdial_lg.metrics import ndcg
+from visdial_lg.core.errors import InputFormatError
+from visdial_lg.evaluation.evaluate import EvalInputs, evaluate, load_test_answers, ranks_file
+from visdial_lg.evaluation.metrics import ndcg
 
 LTMI, LG = "v1.0-ltmi-gen", "v1.0-lg_attn_kl-multi"
 DIALOGS = 2
@@ -67,7 +67,7 @@ def _as_test(src: Path, dst: Path) -> tuple[Path, list[dict]]:
 def tiny_runs(base: Path) -> dict:
     """Train LTMI (gen) and LTMI-LG (multi) for one step on two dialogs; returns their
     checkpoints and the val/test tokens, features and vocabulary."""
-    from visdial_lg.train import TrainInputs, train
+    from visdial_lg.training.loop import TrainInputs, train
 
     paths = write_tiny_dataset(base / "data", dialogs=DIALOGS)
     inputs = TrainInputs(tokens=paths["tokens"], features=paths["features"], vocab=paths["vocab"])

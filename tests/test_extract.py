@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from visdial_lg.cli import main as cli
-from visdial_lg.config import section
-from visdial_lg.errors import InputFormatError
+from visdial_lg.core.config import section
+from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import images_of_dialogs, list_image_folders
 from visdial_lg.features.merge import import_ltmi, merge_shards

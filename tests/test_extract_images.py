@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visdial_lg.errors import InputFormatError
+from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.images import (BadImageError, ImageEntry, images_of_dialogs, list_image_folders,
                                         parse_shard, read_image_bgr, shard_slice)
 

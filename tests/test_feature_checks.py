@@ -13,8 +13,8 @@ import pytest
 from test_feature_store import write_ltmi
 from test_train_support import tiny_config, write_tiny_dataset
 from visdial_lg.cli import main as cli
-from visdial_lg.data.dataset import VisDialDataset
-from visdial_lg.errors import InputFormatError
+from visdial_lg.training.dataset import VisDialDataset
+from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.merge import import_ltmi
 
 RUN = "v1.0-ltmi-disc"
@@ -107,8 +107,8 @@ def test_non_finite_features_name_the_image_in_one_line(tmp_path, data, capsys, 
 
 
 def test_evaluate_refuses_features_of_another_size(tmp_path, data, capsys):
-    from visdial_lg.evaluate import EvalInputs, evaluate
-    from visdial_lg.train import TrainInputs, train
+    from visdial_lg.evaluation.evaluate import EvalInputs, evaluate
+    from visdial_lg.training.loop import TrainInputs, train
 
     inputs = TrainInputs(tokens=data["tokens"], features=data["features"], vocab=data["vocab"])
     checkpoint = train(RUN, inputs, tmp_path / "run", tiny_config(epochs=1), device="cpu")

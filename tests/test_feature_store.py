@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from visdial_lg.errors import InputFormatError
+from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features import store
 from visdial_lg.features.merge import import_ltmi
 from visdial_lg.features.store import FeatureLayout, FeatureReader, PartialFeatureFile, check_layout, partial_path

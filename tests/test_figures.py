@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from test_evaluate import DIALOGS, LG, LTMI, evaluated, tiny_runs
-from visdial_lg.data.vocab import Vocabulary
-from visdial_lg.errors import InputFormatError
-from visdial_lg.figures import RANK_COLOURS, _draw_attention, attention_figures, dialog_examples, sample_rounds
-from visdial_lg.human_eval import answer_text, top_answers
+from visdial_lg.text.vocab import Vocabulary
+from visdial_lg.core.errors import InputFormatError
+from visdial_lg.report.figures import RANK_COLOURS, _draw_attention, attention_figures, dialog_examples, sample_rounds
+from visdial_lg.evaluation.human import answer_text, top_answers
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from test_evaluate import LG, LTMI, tiny_runs
-from visdial_lg.annotations import matching_regions
-from visdial_lg.data.vocab import Vocabulary
-from visdial_lg.errors import InputFormatError
-from visdial_lg.grounding_eval import (
+from visdial_lg.evaluation.annotations import matching_regions
+from visdial_lg.text.vocab import Vocabulary
+from visdial_lg.core.errors import InputFormatError
+from visdial_lg.evaluation.grounding import (
     category_phrases, coco_round_boxes, grounding_accuracy, load_annotations, named_categories,
     random_hit_probability,
 )
@@ -221,7 +221,7 @@ def test_matching_regions_by_iou():
 
 
 def test_oracle_regions_mark_only_annotated_rounds():
-    from visdial_lg.annotations import oracle_regions
+    from visdial_lg.evaluation.annotations import oracle_regions
 
     batch = {"boxes": torch.tensor([[[0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]]], dtype=torch.float32),
              "num_boxes": torch.tensor([2]), "image_id": torch.tensor([7]), "ques_tokens": torch.zeros(1, 10, 20)}
@@ -238,7 +238,7 @@ def test_oracle_regions_mark_only_annotated_rounds():
     ('[{"image_id": 1, "round_id": 2, "boxes": [[1, 2, 3]]}]', "entry 0 is not"),
 ])
 def test_malformed_round_box_file_is_named(tmp_path, text, culprit):
-    from visdial_lg.annotations import load_round_boxes
+    from visdial_lg.evaluation.annotations import load_round_boxes
 
     path = tmp_path / "rounds.json"
     path.write_text(text)

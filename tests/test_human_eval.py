@@ -9,9 +9,9 @@ import h5py
 import pytest
 
 from test_evaluate import DIALOGS, LG, LTMI, evaluated, tiny_runs
-from visdial_lg.data.vocab import Vocabulary
-from visdial_lg.errors import InputFormatError
-from visdial_lg.human_eval import SHEET_HEADER, answer_text, score_judgments, table7_rows, top_answers, write_sheet
+from visdial_lg.text.vocab import Vocabulary
+from visdial_lg.core.errors import InputFormatError
+from visdial_lg.evaluation.human import SHEET_HEADER, answer_text, score_judgments, table7_rows, top_answers, write_sheet
 
 
 @pytest.fixture(scope="module")

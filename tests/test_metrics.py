@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from visdial_lg.metrics import NDCG, SparseGTMetrics, ndcg, scores_to_ranks, sparse_metrics
+from visdial_lg.evaluation.metrics import NDCG, SparseGTMetrics, ndcg, scores_to_ranks, sparse_metrics
 
 
 def ranks_by_counting(scores: torch.Tensor) -> torch.Tensor:

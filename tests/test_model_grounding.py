@@ -6,7 +6,7 @@ from model_batches import make_batch, tiny_model
 
 from visdial_lg.models.grounding import cross_attend, grounding_loss, replace_distribution
 from visdial_lg.models.ltmi import concat_answer
-from visdial_lg.runs import LG_LOSSES
+from visdial_lg.core.runs import LG_LOSSES
 
 V = 30
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from visdial_lg.cli import main
-from visdial_lg.config import LGConfig, ModelConfig
+from visdial_lg.core.config import LGConfig, ModelConfig
 from visdial_lg.models.ltmi import build_model, count_parameters
-from visdial_lg.runs import parse_run_id
+from visdial_lg.core.runs import parse_run_id
 
 RELEASE = {  # docs/upstream.md#parameter-counts
     "embedding": 3_396_600, "question_encoder": 10_159_616, "history_encoder": 10_159_616,

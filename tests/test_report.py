@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from test_tables import assert_table_matches_paper
-from visdial_lg.tables import paper_tables
+from visdial_lg.report.tables import paper_tables
 
 FIGURE_SAMPLES = 4  # evaluate.figure_samples: the schema default, not set in micro.yaml
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from test_evaluate import LG, LTMI, evaluated
-from visdial_lg.errors import InputFormatError
-from visdial_lg.human_eval import table7_rows
-from visdial_lg.runs import LG_LOSSES
-from visdial_lg.tables import ROWS, load_evalai_results, markdown, paper_tables, render_table, write_csv
+from visdial_lg.core.errors import InputFormatError
+from visdial_lg.evaluation.human import table7_rows
+from visdial_lg.core.runs import LG_LOSSES
+from visdial_lg.report.tables import ROWS, load_evalai_results, markdown, paper_tables, render_table, write_csv
 
 VERSIONS = ("v0.9", "v1.0")
 LABELS = {n: [label for label, _ in rows] for n, rows in ROWS.items()}

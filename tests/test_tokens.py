@@ -12,11 +12,11 @@ from nltk.tokenize import NLTKWordTokenizer
 
 from visdial_json import ANSWERS, QUESTIONS, make_dense, make_visdial, write_json
 from visdial_lg.cli import main
-from visdial_lg.config import TextConfig
-from visdial_lg.data import tokenizer
-from visdial_lg.data.tokens import tokenize_pools, tokenize_split
-from visdial_lg.data.tokenizer import count_tokens, token_ids, tokenize, tokenize_many
-from visdial_lg.data.vocab import Vocabulary, build_vocabulary_file
+from visdial_lg.core.config import TextConfig
+from visdial_lg.text import tokenizer
+from visdial_lg.text.tokens import tokenize_pools, tokenize_split
+from visdial_lg.text.tokenizer import count_tokens, token_ids, tokenize, tokenize_many
+from visdial_lg.text.vocab import Vocabulary, build_vocabulary_file
 
 # ------------------------------------------------------------------ tokenizer
 

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from test_train_support import tiny_config, write_tiny_dataset
-from visdial_lg.train import FINAL_NAME, TrainInputs, train
+from visdial_lg.training.loop import FINAL_NAME, TrainInputs, train
 from visdial_lg.training.checkpoint import load_checkpoint
 
 RUN = "v1.0-lg_attn_kl-disc"  # disc + grounding losses are means over equal per-rank counts

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from test_train_support import tiny_config, write_tiny_dataset
-from visdial_lg.errors import InputFormatError
-from visdial_lg.train import FINAL_NAME, RESUME_NAME, TrainInputs, train
+from visdial_lg.core.errors import InputFormatError
+from visdial_lg.training.loop import FINAL_NAME, RESUME_NAME, TrainInputs, train
 from visdial_lg.training.checkpoint import load_checkpoint, load_trained_model
 from visdial_lg.training.monitor import NonFiniteLossError
 
@@ -84,7 +84,7 @@ def test_final_checkpoint_rebuilds_the_model(tmp_path, data):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data, monkeypatch):
-    import visdial_lg.train as train_module
+    import visdial_lg.training.loop as train_module
 
     calls = {"n": 0}
     real_to_device = train_module.batch_to
@@ -196,10 +196,10 @@ def test_bad_inputs_name_the_culprit(tmp_path, data):
 
 def test_glove_file_initialises_the_shared_embedding(tmp_path, data):
     from test_train_support import TINY_MODEL
-    from visdial_lg.config import LGConfig, ModelConfig
+    from visdial_lg.core.config import LGConfig, ModelConfig
     from visdial_lg.models.ltmi import build_model
-    from visdial_lg.runs import parse_run_id
-    from visdial_lg.train import _init_embedding
+    from visdial_lg.core.runs import parse_run_id
+    from visdial_lg.training.loop import _init_embedding
 
     model = build_model(parse_run_id(RUN), 30, ModelConfig.from_dict(TINY_MODEL, "model"), LGConfig.from_dict({}, "lg"))
     weight = torch.arange(30 * 8, dtype=torch.float32).reshape(30, 8)
@@ -223,7 +223,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, data, capsys):
 
 
 def test_ctrl_c_says_what_is_kept(tmp_path, data, capsys, monkeypatch):
-    import visdial_lg.train as train_module
+    import visdial_lg.training.loop as train_module
     from visdial_lg.cli import main
 
     def interrupt(done):

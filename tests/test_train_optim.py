@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from visdial_lg.config import TrainConfig
+from visdial_lg.core.config import TrainConfig
 from visdial_lg.training.optim import LTMIAdam, build_optimizer, build_scheduler, lr_at, weight_decay_groups
 
 PAPER = TrainConfig.from_dict({}, "train")  # schema defaults = the paper's schedule

@@ -26,7 +26,7 @@ def write_tiny_dataset(root: Path, dialogs: int = 4, boxes: int = 6) -> dict[str
 def test_tiny_dataset_loads_as_batches(tmp_path):
     import torch
 
-    from visdial_lg.data.dataset import VisDialDataset, collate
+    from visdial_lg.training.dataset import VisDialDataset, collate
 
     paths = write_tiny_dataset(tmp_path, dialogs=3, boxes=5)
     dataset = VisDialDataset(paths["tokens"], paths["features"])

@@ -11,8 +11,8 @@ import zipfile
 import pytest
 
 from visdial_lg.cli import main as cli_main
-from visdial_lg.data.archive import UnsafeArchiveError, safe_extract_zip
-from visdial_lg.errors import InputFormatError
+from visdial_lg.download.archive import UnsafeArchiveError, safe_extract_zip
+from visdial_lg.core.errors import InputFormatError
 
 GOOD = {"train2014/COCO_train2014_000000000001.jpg": b"jpeg-1" * 100, "train2014/sub/notes.txt": b"hello"}
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from visdial_json import make_dense, make_visdial, write_json
-from visdial_lg.data import visdial
-from visdial_lg.data.visdial import VisDialFormatError, load_dense, load_visdial
-from visdial_lg.errors import InputFormatError
+from visdial_lg.text import visdial
+from visdial_lg.text.visdial import VisDialFormatError, load_dense, load_visdial
+from visdial_lg.core.errors import InputFormatError
 
 
 def _error(tmp_path, data, version="v1.0", split="train", name="bad.json") -> str:

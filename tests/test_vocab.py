@@ -10,10 +10,10 @@ import torch
 
 from visdial_json import make_visdial, write_json
 from visdial_lg.cli import main
-from visdial_lg.config import TextConfig
-from visdial_lg.data.visdial import load_visdial
-from visdial_lg.data.vocab import Vocabulary, build_vocabulary, build_vocabulary_file, count_words
-from visdial_lg.errors import InputFormatError
+from visdial_lg.core.config import TextConfig
+from visdial_lg.text.visdial import load_visdial
+from visdial_lg.text.vocab import Vocabulary, build_vocabulary, build_vocabulary_file, count_words
+from visdial_lg.core.errors import InputFormatError
 
 
 def _split(tmp_path, **kw):

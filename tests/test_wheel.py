@@ -37,7 +37,7 @@ def test_a_wheel_installed_outside_the_checkout_validates_configs(repo, tmp_path
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     script = (
-        "import visdial_lg, visdial_lg.config as c\n"
+        "import visdial_lg, visdial_lg.core.config as c\n"
         f"assert {str(repo)!r} not in visdial_lg.__file__, visdial_lg.__file__\n"
         "cfg = c.validate({'train': {'epochs': '5'}})\n"
         "print(cfg['train']['epochs'], cfg['train']['lr'])\n"

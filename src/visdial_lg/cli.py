@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .config import parse_config_arg
-from .errors import VisdialLGError, one_line
-from .runs import GROUNDING_VARIANTS, VERSIONS
+from .core.config import parse_config_arg
+from .core.errors import VisdialLGError, one_line
+from .core.runs import GROUNDING_VARIANTS, VERSIONS
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
@@ -35,7 +35,7 @@ def _config(args: argparse.Namespace) -> dict:
 
 @command("download")
 def _download(args):
-    from .data.download import download
+    from .download.fetch import download
 
     download(args.url, args.out, sha256=args.sha256, size=args.size, lock=args.lock, name=args.name,
              retries=args.retries, timeout_s=args.timeout)
@@ -43,25 +43,25 @@ def _download(args):
 
 @command("unzip")
 def _unzip(args):
-    from .data.archive import safe_extract_zip
+    from .download.archive import safe_extract_zip
 
     safe_extract_zip(args.zip, args.out, args.manifest)
 
 
 @command("make-demo")
 def _make_demo(args):
-    from .config import DemoConfig
+    from .core.config import DemoConfig
 
     cfg = DemoConfig.from_dict(_config(args).get("demo", {}), "demo")
-    from .data.demo import make_demo
+    from .demo.make import make_demo
 
     make_demo(cfg, args.out)
 
 
 @command("vocab")
 def _vocab(args):
-    from .config import TextConfig
-    from .data.vocab import build_vocabulary_file
+    from .core.config import TextConfig
+    from .text.vocab import build_vocabulary_file
 
     build_vocabulary_file(
         args.train_json, args.out, TextConfig.from_dict(_config(args).get("text", {}), "text"),
@@ -71,15 +71,15 @@ def _vocab(args):
 
 @command("glove")
 def _glove(args):
-    from .data.vocab import Vocabulary, save_glove_embedding
+    from .text.vocab import Vocabulary, save_glove_embedding
 
     save_glove_embedding(args.glove, Vocabulary.load(args.vocab), args.out)
 
 
 @command("tokenize")
 def _tokenize(args):
-    from .config import TextConfig
-    from .data.tokens import tokenize_split
+    from .core.config import TextConfig
+    from .text.tokens import tokenize_split
 
     tokenize_split(
         args.json, args.vocab, args.out, TextConfig.from_dict(_config(args).get("text", {}), "text"),
@@ -92,8 +92,8 @@ def _tokenize(args):
 
 @command("train")
 def _train(args):
-    from .config import validate
-    from .train import TrainInputs, train
+    from .core.config import validate
+    from .training.loop import TrainInputs, train
 
     inputs = TrainInputs(tokens=args.tokens, features=args.features, vocab=args.vocab, glove=args.glove)
     train(args.run, inputs, args.out_dir, validate(_config(args)), device=args.device)
@@ -140,8 +140,8 @@ def _import_features(args):
 
 @command("evaluate")
 def _evaluate(args):
-    from .config import section
-    from .evaluate import EvalInputs, evaluate
+    from .core.config import section
+    from .evaluation.evaluate import EvalInputs, evaluate
 
     cfg = section(_config(args), "evaluate")
     inputs = EvalInputs(
@@ -154,8 +154,8 @@ def _evaluate(args):
 
 @command("grounding")
 def _grounding(args):
-    from .config import section
-    from .grounding_eval import grounding_accuracy, load_annotations
+    from .core.config import section
+    from .evaluation.grounding import grounding_accuracy, load_annotations
 
     cfg = section(_config(args), "evaluate")
     annotations, source = load_annotations(args.coco_instances, args.grounding, args.tokens, args.vocab)
@@ -166,8 +166,8 @@ def _grounding(args):
 
 @command("human-eval-sheet")
 def _human_eval_sheet(args):
-    from .config import section
-    from .human_eval import write_sheet
+    from .core.config import section
+    from .evaluation.human import write_sheet
 
     cfg = section(_config(args), "evaluate")
     write_sheet({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.sheet, args.key,
@@ -176,9 +176,9 @@ def _human_eval_sheet(args):
 
 @command("table")
 def _table(args):
-    from .config import validate
-    from .human_eval import table7_rows
-    from .tables import render_table, write_csv
+    from .core.config import validate
+    from .evaluation.human import table7_rows
+    from .report.tables import render_table, write_csv
 
     config = validate(_config(args))
     cfg = config["evaluate"]
@@ -192,7 +192,7 @@ def _table(args):
 
 @command("tables-markdown")
 def _tables_markdown(args):
-    from .tables import markdown
+    from .report.tables import markdown
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(args.tables))
@@ -200,8 +200,8 @@ def _tables_markdown(args):
 
 @command("figure")
 def _figure(args):
-    from .config import section
-    from .figures import attention_figures, dialog_examples
+    from .core.config import section
+    from .report.figures import attention_figures, dialog_examples
 
     count = section(_config(args), "evaluate")["figure_samples"]
     if args.figure == "attention":

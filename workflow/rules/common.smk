@@ -11,8 +11,8 @@ from pathlib import Path
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
-from visdial_lg.config import ConfigError, validate  # noqa: E402
-from visdial_lg.runs import DECODERS, GROUNDING_VARIANTS, LG, LG_LOSSES, MODELS, VERSIONS  # noqa: E402
+from visdial_lg.core.config import ConfigError, validate  # noqa: E402
+from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, LG_LOSSES, MODELS, VERSIONS  # noqa: E402
 
 try:
     validate(config)  # in place: fills the schema's defaults

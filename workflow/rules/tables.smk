@@ -1,7 +1,7 @@
 # The paper's Tables 1-7 as CSV (cited rows marked source=paper, reproduced
 # rows marked with the dataset they ran on), and all of them in tables.md.
 
-from visdial_lg.tables import paper_tables
+from visdial_lg.report.tables import paper_tables
 
 PAPER_TABLES = paper_tables()
 

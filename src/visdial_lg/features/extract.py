@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..errors import InputFormatError, VisdialLGError
-from ..files import sha256_of
+from ..core.errors import InputFormatError, VisdialLGError
+from ..core.files import sha256_of
 from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
 from .merge import progress_bar, write_skipped_manifest
 from .store import FeatureLayout, PartialFeatureFile
@@ -250,7 +250,7 @@ def extract_command(out: str | Path, weights: str, config: Mapping, *, image_dir
                     dialogs: str | None = None, boxes: str | None = None, shard: str = "0/1",
                     device: str = "auto") -> dict:
     """`visdial-lg extract`: list the images (folders, or the dialogs' images in folders), then extract."""
-    from ..config import section
+    from ..core.config import section
     from .images import images_of_dialogs, list_image_folders, parse_shard
 
     features = section(config, "features")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import InputFormatError
+from ..core.errors import InputFormatError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _TRAILING_DIGITS = re.compile(r"(\d+)$")

@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputFormatError
-from ..files import write_text_atomic
+from ..core.errors import InputFormatError
+from ..core.files import write_text_atomic
 from .store import (
     FeatureLayout, PartialFeatureFile, check_feature_dim, check_layout, check_rows, check_values, set_attrs,
 )

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from ..config import ConfigError, section
-from ..errors import InputFormatError
+from ..core.config import ConfigError, section
+from ..core.errors import InputFormatError
 from .backbone import PIXEL_MEANS_BGR, ResNetC4, level_sizes
 from .roi_heads import Res5ROIHeads
 from .rpn import RPN

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p
 
-from ..errors import InputFormatError, VisdialLGError
+from ..core.errors import InputFormatError, VisdialLGError
 
 REQUIRED = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
 DONE = "done"

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputFormatError
-from ..files import load_tensors, sha256_of
+from ..core.errors import InputFormatError
+from ..core.files import load_tensors, sha256_of
 from .anchors import caffe_cell_anchors
 from .backbone import PIXEL_MEANS_BGR, RES4_BLOCKS, FrozenBatchNorm2d
 

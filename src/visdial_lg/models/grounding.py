@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..runs import GROUNDING_VARIANTS
+from ..core.runs import GROUNDING_VARIANTS
 from .common import AttentionPooling, masked_log_softmax, masked_softmax
 
 

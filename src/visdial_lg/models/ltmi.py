@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import LGConfig, ModelConfig
-from ..errors import VisdialLGError
-from ..runs import RunSpec, parse_run_id
+from ..core.config import LGConfig, ModelConfig
+from ..core.errors import VisdialLGError
+from ..core.runs import RunSpec, parse_run_id
 from .attention import LTMIBlock
 from .common import AttentionPooling, kaiming_init_linears, length_mask, masked_softmax
 from .decoders import DiscriminativeDecoder, GenerativeDecoder

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import LGConfig, ModelConfig
-from ..errors import InputFormatError
-from ..files import load_tensors
-from ..runs import RunSpec, parse_run_id
+from ..core.config import LGConfig, ModelConfig
+from ..core.errors import InputFormatError
+from ..core.files import load_tensors
+from ..core.runs import RunSpec, parse_run_id
 
 FORMAT_VERSION = 1
 # Keys of a final checkpoint besides the weights; `meta` of `load_trained_model`.

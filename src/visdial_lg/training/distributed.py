@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import VisdialLGError
+from ..core.errors import VisdialLGError
 
 
 @dataclass(frozen=True)

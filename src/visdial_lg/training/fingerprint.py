@@ -18,9 +18,9 @@ from typing import Mapping
 
 import h5py
 
-from ..errors import InputFormatError
+from ..core.errors import InputFormatError
 from ..features.store import describe_changes
-from ..files import sha256_of
+from ..core.files import sha256_of
 
 # Attributes of a feature file that say what its rows were computed from
 # (written by extraction, merge or import; see docs/formats.md).

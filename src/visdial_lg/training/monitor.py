@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..errors import VisdialLGError
+from ..core.errors import VisdialLGError
 from .distributed import DistContext, all_reduce_
 
 # Losses a model may return (VisualDialogModel.forward); absent ones stay empty in log.csv.

@@ -21,7 +21,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..core.config import TrainConfig
 
 
 def lr_at(cfg: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import DemoConfig
-from ..errors import InputFormatError
-from .demo_answers import make_options
-from .demo_coco import coco_instances
-from .demo_dialogs import NUM_ROUNDS, make_dialog
-from .demo_layout import DemoImage, dense_annotations, grounding, held_back_answers, region_boxes, visdial_json
-from .demo_render import render, save_jpeg
-from .demo_scenes import sample_scene
+from ..core.config import DemoConfig
+from ..core.errors import InputFormatError
+from .answers import make_options
+from .coco import coco_instances
+from .dialogs import NUM_ROUNDS, make_dialog
+from .layout import DemoImage, dense_annotations, grounding, held_back_answers, region_boxes, visdial_json
+from .render import render, save_jpeg
+from .scenes import sample_scene
 
 MANIFEST = "MANIFEST.json"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import InputFormatError
-from .runs import LG, VERSIONS
+from ..core.errors import InputFormatError
+from ..core.runs import LG, VERSIONS
 
 METRIC_OF_COLUMN = {"NDCG": "ndcg", "MRR": "mrr", "R@1": "r1", "R@5": "r5", "R@10": "r10", "Mean": "mean"}
 

@@ -18,8 +18,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputFormatError
-from ..files import write_text_atomic
+from ..core.errors import InputFormatError
+from ..core.files import write_text_atomic
 from .tokenizer import UNK_ID, count_tokens
 from .visdial import VisDialSplit, load_visdial, read_json
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputFormatError
-from ..runs import VERSIONS
+from ..core.errors import InputFormatError
+from ..core.runs import VERSIONS
 from .options_json import PLACEHOLDER, read_with_options
 
 NUM_ROUNDS = 10

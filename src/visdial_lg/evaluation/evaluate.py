@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .annotations import load_round_boxes, oracle_regions
-from .data.dataset import VisDialDataset, batch_to, collate
-from .errors import InputFormatError
-from .files import sha256_of, write_text_atomic
+from ..training.dataset import VisDialDataset, batch_to, collate
+from ..core.errors import InputFormatError
+from ..core.files import sha256_of, write_text_atomic
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
-from .runs import GROUNDING_VARIANTS
-from .training.checkpoint import load_trained_model
+from ..core.runs import GROUNDING_VARIANTS
+from ..training.checkpoint import load_trained_model
 
 NUM_OPTIONS = 100
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .demo_scenes import COLOURS, Scene
+from .scenes import COLOURS, Scene
 
 SUPERSAMPLE = 2  # draw at 2x and box-average down: smooth edges on small canvases
 JPEG_QUALITY = 90

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import InputFormatError
+from ..core.errors import InputFormatError
 from ..features.merge import skipped_manifest_path
 from ..features.store import FeatureReader
-from .vocab import Vocabulary
+from ..text.vocab import Vocabulary
 
 PAD, SOS, EOS = Vocabulary.PAD, Vocabulary.SOS, Vocabulary.EOS
 

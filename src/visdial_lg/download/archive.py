@@ -22,10 +22,10 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from ..errors import InputFormatError
-from ..files import write_text_atomic
-from ..files import sha256_of
-from .download import CHUNK_BYTES
+from ..core.errors import InputFormatError
+from ..core.files import write_text_atomic
+from ..core.files import sha256_of
+from .fetch import CHUNK_BYTES
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ALLOWED_TYPES = (0, stat.S_IFREG, stat.S_IFDIR)  # 0 = no Unix mode recorded (e.g. DOS-made zips)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torchvision.ops import box_iou
 
-from .errors import InputFormatError
+from ..core.errors import InputFormatError
 
 RoundKey = tuple[int, int]  # (image_id, round_id)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .data.vocab import Vocabulary
-from .errors import InputFormatError
+from ..text.vocab import Vocabulary
+from ..core.errors import InputFormatError
 
 SYSTEMS = {"ltmi": "LTMI", "lg": "LTMI-LG"}
 LETTERS = "ABC"

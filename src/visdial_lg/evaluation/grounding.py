@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .annotations import load_round_boxes, matching_regions
-from .data.dataset import VisDialDataset, batch_to, collate
-from .data.vocab import Vocabulary
-from .errors import InputFormatError
-from .files import write_text_atomic
-from .training.checkpoint import load_trained_model
+from ..training.dataset import VisDialDataset, batch_to, collate
+from ..text.vocab import Vocabulary
+from ..core.errors import InputFormatError
+from ..core.files import write_text_atomic
+from ..training.checkpoint import load_trained_model
 
 TOP = 3
 

@@ -1,7 +1,7 @@
 """Scenes of the synthetic demo: 3-8 coloured shapes placed on a canvas.
 
-A scene is pure geometry and attributes; `demo_render` turns it into pixels and
-`demo_dialogs` asks questions about it. Every attribute a question can ask
+A scene is pure geometry and attributes; `render` turns it into pixels and
+`dialogs` asks questions about it. Every attribute a question can ask
 (shape, colour, size, horizontal position) is sampled independently and
 uniformly, so that no attribute predicts another and the answers have to be read
 off the image.
@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from ..errors import VisdialLGError
+from ..core.errors import VisdialLGError
 
 # Category names double as the words used in questions and answers, so that a
 # detector's class names can be matched against the dialog text as on COCO.

@@ -6,7 +6,7 @@ detector's class names against question words works as it would on COCO.
 
 from __future__ import annotations
 
-from .demo_scenes import SHAPES, Scene
+from .scenes import SHAPES, Scene
 
 CATEGORY_ID = {shape: k + 1 for k, shape in enumerate(SHAPES)}
 

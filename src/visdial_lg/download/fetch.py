@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from ..errors import VisdialLGError
-from ..files import sha256_of
+from ..core.errors import VisdialLGError
+from ..core.files import sha256_of
 from .checksum_lock import read_lock, record_in_lock
 
 CHUNK_BYTES = 1 << 20

@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 # Inside the package, so that an installed wheel validates configs as the workflow does.
-SCHEMA_PATH = Path(__file__).resolve().parent / "resources" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "resources" / "config.schema.yaml"
 
 
 from .errors import VisdialLGError

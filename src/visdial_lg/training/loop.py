@@ -24,19 +24,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from .config import LGConfig, ModelConfig, TrainConfig, section
-from .data.dataset import batch_to
-from .errors import InputFormatError, VisdialLGError
-from .files import load_tensors
-from .runs import RunSpec, parse_run_id
-from .training import distributed
-from .training.checkpoint import (
+from ..core.config import LGConfig, ModelConfig, TrainConfig, section
+from .dataset import batch_to
+from ..core.errors import InputFormatError, VisdialLGError
+from ..core.files import load_tensors
+from ..core.runs import RunSpec, parse_run_id
+from . import distributed
+from .checkpoint import (
     FORMAT_VERSION, load_checkpoint, rng_state, save_atomic, seed_everything, set_rng_state,
 )
-from .training.distributed import DistContext
-from .training.fingerprint import changed_inputs, input_fingerprint
-from .training.monitor import LossTracker, NonFiniteLossError, RunLog
-from .training.optim import build_optimizer, build_scheduler
+from .distributed import DistContext
+from .fingerprint import changed_inputs, input_fingerprint
+from .monitor import LossTracker, NonFiniteLossError, RunLog
+from .optim import build_optimizer, build_scheduler
 
 RESUME_NAME = "last.pt"
 FINAL_NAME = "checkpoint.pt"
@@ -183,7 +183,7 @@ def train_step(net: torch.nn.Module, batch: dict, optimizer, scheduler, bf16: bo
 
 
 def _vocab_size(inputs: TrainInputs) -> int:
-    from .data.vocab import Vocabulary
+    from ..text.vocab import Vocabulary
 
     size = len(Vocabulary.load(inputs.vocab))
     try:
@@ -201,8 +201,8 @@ def _vocab_size(inputs: TrainInputs) -> int:
 
 def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
     """(dataset, loader, sampler) of this rank: `batch_size / world_size` dialogs a batch."""
-    from .data.dataset import VisDialDataset, collate
-    from .models.ltmi import FEATURE_DIM
+    from .dataset import VisDialDataset, collate
+    from ..models.ltmi import FEATURE_DIM
 
     dataset = VisDialDataset(inputs.tokens, inputs.features, feature_dim=FEATURE_DIM)
     # One sampler for 1 or N processes: rank r takes every N-th index of the same
@@ -220,7 +220,7 @@ def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
 
 
 def _build_model(spec: RunSpec, vocab_size: int, cfg: dict) -> torch.nn.Module:
-    from .models.ltmi import build_model
+    from ..models.ltmi import build_model
 
     return build_model(spec, vocab_size, ModelConfig.from_dict(cfg["model"], "model"),
                        LGConfig.from_dict(cfg["lg"], "lg"))

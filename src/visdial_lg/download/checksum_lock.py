@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import InputFormatError
+from ..core.errors import InputFormatError
 
 
 @contextmanager

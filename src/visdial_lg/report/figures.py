@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .data.vocab import Vocabulary  # noqa: E402
-from .errors import InputFormatError  # noqa: E402
-from .human_eval import SYSTEMS, answer_text, top_answers  # noqa: E402
+from ..text.vocab import Vocabulary  # noqa: E402
+from ..core.errors import InputFormatError  # noqa: E402
+from ..evaluation.human import SYSTEMS, answer_text, top_answers  # noqa: E402
 
 TOP = 3
 RANK_COLOURS = ("#e41a1c", "#ff7f00", "#ffd92f")  # 1st, 2nd, 3rd region
@@ -50,9 +50,9 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
                       image_dirs: list[Path], out_dir: Path, count: int, seed: int = 0,
                       device: str = "cpu") -> list[Path]:
     """checkpoints: {"ltmi": .., "lg": ..}; writes out_dir/attention_{i}.png, i < count."""
-    from .data.dataset import VisDialDataset, batch_to, collate
-    from .features.images import list_image_folders
-    from .training.checkpoint import load_trained_model
+    from ..training.dataset import VisDialDataset, batch_to, collate
+    from ..features.images import list_image_folders
+    from ..training.checkpoint import load_trained_model
 
     models = {name: load_trained_model(path, device)[0] for name, path in checkpoints.items()}
     vocab = Vocabulary.load(vocab_path)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .demo_answers import Meaning
-from .demo_scenes import COLOURS, PLURALS, SHAPES, Scene
+from .answers import Meaning
+from .scenes import COLOURS, PLURALS, SHAPES, Scene
 
 NUM_ROUNDS = 10
 FOLLOW_UP_PROB = 0.4  # chance to ask about "it" when an object is in focus

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .demo_dialogs import Dialog
-from .demo_scenes import Scene
+from .dialogs import Dialog
+from .scenes import Scene
 
 
 @dataclass(frozen=True)

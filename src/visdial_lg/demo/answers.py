@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from .demo_scenes import COLOURS, MAX_OBJECTS, POSITIONS, SHAPES, SIZES
+from .scenes import COLOURS, MAX_OBJECTS, POSITIONS, SHAPES, SIZES
 
 NUM_OPTIONS = 100
 GT_RELEVANCE = 1.0
