@@ -4,7 +4,8 @@
 #   snakemake --cores 8 --use-conda results/table1.csv          # the real run (GPU + network)
 #   make demo                                                    # the synthetic demo, CPU only
 #
-# Stages, one file each: download -> features -> text -> train -> evaluate -> tables, figures.
+# Stages, one rule file each (docs/architecture.md): download -> demo | features -> text -> train
+# -> evaluate -> report (tables, figures).
 
 from snakemake.utils import min_version
 
@@ -24,8 +25,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/tables.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:

@@ -1,6 +1,6 @@
-# Shared definitions: config validation, where each input comes from (demo,
-# a user's local copy, or a download), run ids and the command line of our CLI.
-# Functions only; rules live in the stage files.
+# What several stages share: config validation, where each input comes from (demo,
+# a user's local copy, or a download), the result paths (visdial_lg/core/paths.py)
+# and the config sections a command gets. Rules live in the stage files.
 
 import json
 import os
@@ -11,8 +11,9 @@ from pathlib import Path
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
+from visdial_lg.core import paths  # noqa: E402
 from visdial_lg.core.config import ConfigError, validate  # noqa: E402
-from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, LG_LOSSES, MODELS, VERSIONS  # noqa: E402
+from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, MODELS, VERSIONS, main_version  # noqa: E402
 
 try:
     validate(config)  # in place: fills the schema's defaults
@@ -33,7 +34,6 @@ shell.prefix(
     )
 )
 
-SPLITS = {"v0.9": ["train", "val"], "v1.0": ["train", "val", "test"]}
 # Region features are extracted per image set (docs/formats.md).
 IMAGESET_OF = {
     ("v0.9", "train"): "trainval2014",
@@ -128,146 +128,33 @@ def input_stamp(name):
     return f"resources/extracted/{source}.manifest.json"
 
 
-def dialogs_name(version, split):
-    return f"visdial_{version[1:]}_{split}"
-
-
 def config_arg(*sections):
     """The config sections a command needs, as one shell-quoted JSON argument.
     Passing them as params makes a change of these sections rerun the job."""
     return shlex.quote(json.dumps({s: config[s] for s in sections}, sort_keys=True))
 
 
-# --------------------------------------------------------------------- runs
+# ------------------------------------------------------------ results and jobs
 
-RUN_VERSION = "|".join(v.replace(".", r"\.") for v in VERSIONS)
-RUN_PATTERN = f"({RUN_VERSION})-({'|'.join(MODELS)})-({'|'.join(DECODERS)})"
+DEVICE = config["device"]  # auto | cpu | cuda | cuda:N, passed to every torch stage
+RESOURCES = config["resources"]  # threads, GPUs, memory and minutes per kind of job
+# The version of the single-version results (val NDCG, ablations, figures, human evaluation).
+MAIN_VERSION = main_version(config["versions"])
+RUN = paths.RUN  # the run-id wildcards {version}-{model}-{decoder}
+RUN_WILDCARDS = dict(model="|".join(MODELS), decoder="|".join(DECODERS))
 
 
 def run_id(version, model, decoder):
     return f"{version}-{model}-{decoder}"
 
 
-def checkpoint_path(run):
-    return f"results/runs/{run}/checkpoint.pt"
-
-
-def evaluation_path(run, split, grounding="prior"):
-    return f"results/runs/{run}/{split}_{grounding}.json"
-
-
 def features_path(version, split):
-    return f"results/features/{IMAGESET_OF[(version, split)]}.h5"
+    return paths.FEATURES.format(imageset=IMAGESET_OF[(version, split)])
 
 
 def tokens_path(version, split):
-    return f"results/text/{version}_{split}.h5"
+    return paths.TOKENS.format(version=version, split=split)
 
 
-def oracle_arg(grounding):
-    if grounding != "oracle":
-        return ""
-    return f"--oracle {config['evaluate']['oracle_annotations'] or f'{DEMO_ROOT}/grounding.json'}"
-
-
-def grounding_annotations_input():
-    user_file = config["evaluate"]["grounding_annotations"]
-    return ancient(user_file) if user_file else input_stamp("coco_instances_val2014")
-
-
-def grounding_annotations_arg():
-    user_file = config["evaluate"]["grounding_annotations"]
-    if user_file:
-        return f"--grounding {user_file}"
-    return f"--coco-instances {input_path('coco_instances_val2014')}"
-
-
-def train_gpus():
-    return config["train"]["gpus"]
-
-
-def training_launcher(wildcards, resources):
-    """Our CLI, under torchrun when the job trains in several processes: one per
-    GPU the job asks for (resources.gpu: train.gpus, or a profile's set-resources),
-    or `train.cpu_processes` on CPU (gloo)."""
-    processes = resources.gpu if resources.gpu else config["train"]["cpu_processes"]
-    if processes <= 1:
-        return "python -m visdial_lg"
-    return f"python -m torch.distributed.run --standalone --nproc-per-node {processes} -m visdial_lg"
-
-
-def glove_input(wildcards):
-    if config["text"]["glove"] and not DEMO:
-        return f"results/text/{wildcards.version}_glove.pt"
-    return []
-
-
-# ------------------------------------------------------------------ features
-
-
-def given_boxes_path():
-    """The boxes JSON whose regions to describe instead of detecting them, or None."""
-    given = config["features"]["given_boxes"]
-    return f"{DEMO_ROOT}/region_boxes.json" if given == "demo" else given
-
-
-def given_boxes_input():
-    given = config["features"]["given_boxes"]
-    if not given:
-        return []
-    return DEMO_MANIFEST if given == "demo" else ancient(given)
-
-
-def weights_input():
-    weights = config["features"]["weights"]
-    if weights == "random":
-        return []
-    if weights == "download":
-        return [input_stamp("detector_weights")]
-    return [ancient(weights)]
-
-
-# -------------------------------------------------------------------- tables
-
-# The latest version drives the v1.0-only tables (val NDCG, test-std, ablations).
-MAIN_VERSION = "v1.0" if "v1.0" in config["versions"] else config["versions"][-1]
-# Table 3 needs object annotations: COCO instances exist for v0.9 val (val2014).
-GROUNDING_VERSION = "v0.9" if "v0.9" in config["versions"] else MAIN_VERSION
-HUMAN_EVAL = ["results/human_eval/sheet.csv", "results/human_eval/key.json"]
-
-
-def table_inputs(n):
-    """The evaluations each paper table is built from (docs/evaluation.md "Tables", paper Tables 1-7)."""
-    v = MAIN_VERSION
-    if n == 1:  # generative decoder, val of every version; LTMI-LG* = multi-task
-        return [
-            evaluation_path(run_id(version, model, decoder), "val")
-            for version in config["versions"]
-            for model, decoder in [("ltmi", "gen"), (LG, "gen"), (LG, "multi")]
-        ]
-    if n == 2:  # discriminative decoder: v0.9 val, v1.0 test-std (EvalAI submission)
-        return [
-            evaluation_path(run_id(version, model, "disc"), "val" if version == "v0.9" else "test")
-            for version in config["versions"]
-            for model in ("ltmi", LG)
-        ]
-    if n == 3:  # grounding accuracy with and without the answer
-        return [f"results/grounding/{run_id(GROUNDING_VERSION, model, 'gen')}_val.json" for model in ("ltmi", LG)]
-    if n == 4:  # distributions over regions at inference
-        return [
-            evaluation_path(run_id(v, "ltmi", "gen"), "val", variant) for variant in GROUNDING_VARIANTS
-        ] + [evaluation_path(run_id(v, LG, "gen"), "val")]
-    if n == 5:  # discriminative decoder, v1.0 val
-        return [evaluation_path(run_id(v, model, "disc"), "val") for model in ("ltmi", LG)]
-    if n == 6:  # ablation of the grounding loss, generative decoder
-        return [evaluation_path(run_id(v, "ltmi", "gen"), "val")] + [
-            evaluation_path(run_id(v, f"lg_{loss}", "gen"), "val") for loss in LG_LOSSES
-        ]
-    if n == 7:  # human evaluation: the blinded sheet, its key, and the judgments once filled in
-        judgments = config["evaluate"]["human_judgments"]
-        return HUMAN_EVAL + ([ancient(judgments)] if judgments else [])
-    raise ValueError(f"no paper table {n}")
-
-
-TABLES = range(1, 8)
-ALL_TABLES = [f"results/table{n}.csv" for n in TABLES] + ["results/tables.md"]
+def vocab_path(version):
+    return paths.VOCAB.format(version=version)

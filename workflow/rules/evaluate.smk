@@ -1,33 +1,59 @@
 # Evaluation of a trained run on a split, with the model's own grounding
 # (prior) or a substitute distribution over regions (Table 4); test rounds go
 # into an EvalAI submission (and, on the demo, are scored against the
-# held-back answers as the server would).
+# held-back answers as the server would). Then the grounding accuracy of
+# Table 3 and the blinded human-evaluation sheet of Table 7.
+
+EVALUATE = config["evaluate"]
+
+
+def oracle_arg(grounding):
+    """LTMI-Human (Table 4) scores with the annotated regions: the user's file, or the demo's."""
+    if grounding != "oracle":
+        return ""
+    return f"--oracle {EVALUATE['oracle_annotations'] or f'{DEMO_ROOT}/grounding.json'}"
+
+
+def test_answers_input():
+    """Only the demo can score its test split: VisDial's test answers are held back by EvalAI."""
+    return DEMO_MANIFEST if DEMO else []
+
+
+def grounding_annotations_input():
+    user_file = EVALUATE["grounding_annotations"]
+    return ancient(user_file) if user_file else input_stamp("coco_instances_val2014")
+
+
+def grounding_annotations_arg():
+    user_file = EVALUATE["grounding_annotations"]
+    if user_file:
+        return f"--grounding {user_file}"
+    return f"--coco-instances {input_path('coco_instances_val2014')}"
 
 
 rule evaluate:
     input:
-        checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
-        tokens="results/text/{version}_{split}.h5",
+        checkpoint=paths.CHECKPOINT,
+        tokens=paths.TOKENS,
         features=lambda w: features_path(w.version, w.split),
     output:
-        metrics="results/runs/{version}-{model}-{decoder}/{split}_{grounding}.json",
-        ranks="results/runs/{version}-{model}-{decoder}/{split}_{grounding}.ranks.npz",
+        metrics=paths.EVALUATION,
+        ranks=f"results/runs/{RUN}/{{split}}_{{grounding}}.ranks.npz",
     log:
-        "results/logs/evaluate/{version}-{model}-{decoder}_{split}_{grounding}.log",
+        f"results/logs/evaluate/{RUN}_{{split}}_{{grounding}}.log",
     wildcard_constraints:
-        model="|".join(MODELS),
-        decoder="|".join(DECODERS),
+        **RUN_WILDCARDS,
         split="train|val",
         grounding="|".join(GROUNDING_VARIANTS),
     params:
         oracle=lambda w: oracle_arg(w.grounding),
-        device="cpu" if DEMO else "cuda",
+        device=DEVICE,
         cfg=config_arg("evaluate"),
-    threads: 2 if DEMO else 8
+    threads: RESOURCES["evaluate"]["threads"]
     resources:
-        gpu=0 if DEMO else 1,
-        mem_mb=4000 if DEMO else 32000,
-        runtime=30 if DEMO else 120,
+        gpu=RESOURCES["evaluate"]["gpu"],
+        mem_mb=RESOURCES["evaluate"]["mem_mb"],
+        runtime=RESOURCES["evaluate"]["runtime"],
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -40,28 +66,27 @@ rule evaluate:
 # model's own grounding only); the demo scores it against its held-back answers.
 rule evaluate_test:
     input:
-        checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
-        tokens="results/text/{version}_test.h5",
+        checkpoint=paths.CHECKPOINT,
+        tokens=paths.fill(paths.TOKENS, split="test"),
         features=lambda w: features_path(w.version, "test"),
-        test_answers=DEMO_MANIFEST if DEMO else [],
+        test_answers=test_answers_input(),
     output:
-        metrics="results/runs/{version}-{model}-{decoder}/test_prior.json",
-        ranks="results/runs/{version}-{model}-{decoder}/test_prior.ranks.npz",
-        submission="results/submissions/{version}-{model}-{decoder}_test.json",
+        metrics=paths.fill(paths.EVALUATION, split="test", grounding="prior"),
+        ranks=f"results/runs/{RUN}/test_prior.ranks.npz",
+        submission=f"results/submissions/{RUN}_test.json",
     log:
-        "results/logs/evaluate/{version}-{model}-{decoder}_test_prior.log",
+        f"results/logs/evaluate/{RUN}_test_prior.log",
     wildcard_constraints:
-        model="|".join(MODELS),
-        decoder="|".join(DECODERS),
+        **RUN_WILDCARDS,
     params:
         answers=f"--test-answers {DEMO_ROOT}/visdial_1.0_test_answers.json" if DEMO else "",
-        device="cpu" if DEMO else "cuda",
+        device=DEVICE,
         cfg=config_arg("evaluate"),
-    threads: 2 if DEMO else 8
+    threads: RESOURCES["evaluate"]["threads"]
     resources:
-        gpu=0 if DEMO else 1,
-        mem_mb=4000 if DEMO else 32000,
-        runtime=30 if DEMO else 120,
+        gpu=RESOURCES["evaluate"]["gpu"],
+        mem_mb=RESOURCES["evaluate"]["mem_mb"],
+        runtime=RESOURCES["evaluate"]["runtime"],
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -73,24 +98,23 @@ rule evaluate_test:
 
 rule grounding_accuracy:
     input:
-        checkpoint="results/runs/{version}-{model}-{decoder}/checkpoint.pt",
-        tokens="results/text/{version}_{split}.h5",
+        checkpoint=paths.CHECKPOINT,
+        tokens=paths.TOKENS,
         features=lambda w: features_path(w.version, w.split),
-        vocab="results/text/{version}_vocab.json",
+        vocab=paths.VOCAB,
         annotations=grounding_annotations_input(),
     output:
-        "results/grounding/{version}-{model}-{decoder}_{split}.json",
+        paths.GROUNDING,
     log:
-        "results/logs/grounding/{version}-{model}-{decoder}_{split}.log",
+        f"results/logs/grounding/{RUN}_{{split}}.log",
     wildcard_constraints:
-        model="|".join(MODELS),
-        decoder="|".join(DECODERS),
+        **RUN_WILDCARDS,
     params:
         annotations=grounding_annotations_arg(),
-        device="cpu" if DEMO else "cuda",
+        device=DEVICE,
         cfg=config_arg("evaluate"),
     resources:
-        gpu=0 if DEMO else 1,
+        gpu=RESOURCES["evaluate"]["gpu"],
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -101,13 +125,13 @@ rule grounding_accuracy:
 
 rule human_eval_sheet:
     input:
-        ltmi=evaluation_path(run_id(MAIN_VERSION, "ltmi", "gen"), "val"),
-        lg=evaluation_path(run_id(MAIN_VERSION, LG, "gen"), "val"),
+        ltmi=paths.evaluation_path(run_id(MAIN_VERSION, "ltmi", "gen"), "val"),
+        lg=paths.evaluation_path(run_id(MAIN_VERSION, LG, "gen"), "val"),
         tokens=tokens_path(MAIN_VERSION, "val"),
-        vocab=f"results/text/{MAIN_VERSION}_vocab.json",
+        vocab=vocab_path(MAIN_VERSION),
     output:
-        sheet=HUMAN_EVAL[0],
-        key=HUMAN_EVAL[1],
+        sheet=paths.HUMAN_EVAL_SHEET,
+        key=paths.HUMAN_EVAL_KEY,
     log:
         "results/logs/human_eval_sheet.log",
     params:

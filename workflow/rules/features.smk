@@ -8,6 +8,28 @@ EXTRACTED = [s for s in IMAGE_FOLDERS if s not in IMPORTED]
 NSHARDS = FEATURES["shards"]
 
 
+def given_boxes_path():
+    """The boxes JSON whose regions to describe instead of detecting them, or None."""
+    given = FEATURES["given_boxes"]
+    return f"{DEMO_ROOT}/region_boxes.json" if given == "demo" else given
+
+
+def given_boxes_input():
+    given = FEATURES["given_boxes"]
+    if not given:
+        return []
+    return DEMO_MANIFEST if given == "demo" else ancient(given)
+
+
+def weights_input():
+    weights = FEATURES["weights"]
+    if weights == "random":
+        return []
+    if weights == "download":
+        return [input_stamp("detector_weights")]
+    return [ancient(weights)]
+
+
 rule extract_features:
     input:
         images=lambda w: [input_stamp(f) for f in IMAGE_FOLDERS[w.imageset]],
@@ -27,13 +49,13 @@ rule extract_features:
         images=lambda w: " ".join(input_path(f) for f in IMAGE_FOLDERS[w.imageset]),
         weights=lambda w, input: input.weights[0] if input.weights else "random",
         boxes=f"--boxes {given_boxes_path()}" if given_boxes_path() else "",
-        device="cpu" if DEMO else "cuda",
+        device=DEVICE,
         cfg=config_arg("features"),
-    threads: 2 if DEMO else 8
+    threads: RESOURCES["extract"]["threads"]
     resources:
-        gpu=0 if DEMO else 1,
-        mem_mb=4000 if DEMO else 32000,
-        runtime=30 if DEMO else 24 * 60,
+        gpu=RESOURCES["extract"]["gpu"],
+        mem_mb=RESOURCES["extract"]["mem_mb"],
+        runtime=RESOURCES["extract"]["runtime"],
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -51,16 +73,16 @@ rule merge_features:
             nshards=NSHARDS,
         ),
     output:
-        "results/features/{imageset}.h5",
+        paths.FEATURES,
     log:
         "results/logs/merge_features/{imageset}.log",
     wildcard_constraints:
         imageset="|".join(EXTRACTED) or "(?!x)x",
     params:
-        # the real train set is ~100 GB: point at the shards instead of copying them
-        virtual="" if DEMO else "--virtual",
+        # the real train set is ~100 GB: `virtual` points at the shards instead of copying them
+        virtual="--virtual" if FEATURES["merge"] == "virtual" else "",
     resources:
-        mem_mb=2000 if DEMO else 8000,
+        mem_mb=RESOURCES["merge"]["mem_mb"],
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -71,7 +93,7 @@ rule import_features:
     input:
         lambda w: ancient(FEATURES["existing"][w.imageset]),
     output:
-        "results/features/{imageset}.h5",
+        paths.FEATURES,
     log:
         "results/logs/import_features/{imageset}.log",
     wildcard_constraints:

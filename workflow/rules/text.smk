@@ -6,12 +6,18 @@ wildcard_constraints:
     version="|".join(v.replace(".", r"\.") for v in VERSIONS),
     split="train|val|test",
 
+GLOVE = config["text"]["glove"]  # the demo has no GloVe file: configs/demo.yaml turns it off
+
+
+def dialogs_name(version, split):
+    return f"visdial_{version[1:]}_{split}"
+
 
 rule vocab:
     input:
         train=lambda w: input_stamp(dialogs_name(w.version, "train")),
     output:
-        "results/text/{version}_vocab.json",
+        paths.VOCAB,
     log:
         "results/logs/vocab/{version}.log",
     params:
@@ -19,7 +25,7 @@ rule vocab:
         cfg=config_arg("text"),
     threads: config["text"]["workers"]
     resources:
-        mem_mb=2000 if DEMO else 8000,
+        mem_mb=RESOURCES["text"]["mem_mb"],
     conda:
         "../../envs/base.yaml"
     shell:
@@ -29,14 +35,14 @@ rule vocab:
 
 rule glove_embedding:
     input:
-        vocab="results/text/{version}_vocab.json",
-        glove=input_stamp("glove") if config["text"]["glove"] and not DEMO else [],
+        vocab=paths.VOCAB,
+        glove=input_stamp("glove") if GLOVE else [],
     output:
-        "results/text/{version}_glove.pt",
+        paths.GLOVE,
     log:
         "results/logs/glove/{version}.log",
     params:
-        glove=input_path("glove") if config["text"]["glove"] and not DEMO else "",
+        glove=input_path("glove") if GLOVE else "",
     resources:
         mem_mb=16000,
     conda:
@@ -52,9 +58,9 @@ rule tokenize:
         dense=lambda w: (
             input_stamp("visdial_1.0_val_dense") if (w.version, w.split) == ("v1.0", "val") else []
         ),
-        vocab="results/text/{version}_vocab.json",
+        vocab=paths.VOCAB,
     output:
-        "results/text/{version}_{split}.h5",
+        paths.TOKENS,
     log:
         "results/logs/tokenize/{version}_{split}.log",
     params:
@@ -67,7 +73,7 @@ rule tokenize:
         cfg=config_arg("text"),
     threads: config["text"]["workers"]
     resources:
-        mem_mb=2000 if DEMO else 8000,
+        mem_mb=RESOURCES["text"]["mem_mb"],
     conda:
         "../../envs/base.yaml"
     shell:

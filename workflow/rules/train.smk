@@ -2,32 +2,45 @@
 # several GPUs the same rule launches torchrun (DDP, one process per GPU).
 
 
+def training_launcher(wildcards, resources):
+    """Our CLI, under torchrun when the job trains in several processes: one per
+    GPU the job asks for (resources.gpu: train.gpus, or a profile's set-resources),
+    or `train.cpu_processes` on CPU (gloo)."""
+    processes = resources.gpu if resources.gpu else config["train"]["cpu_processes"]
+    if processes <= 1:
+        return "python -m visdial_lg"
+    return f"python -m torch.distributed.run --standalone --nproc-per-node {processes} -m visdial_lg"
+
+
+def glove_input(wildcards):
+    return paths.GLOVE.format(version=wildcards.version) if config["text"]["glove"] else []
+
+
 rule train:
     input:
         tokens=lambda w: tokens_path(w.version, "train"),
         features=lambda w: features_path(w.version, "train"),
-        vocab="results/text/{version}_vocab.json",
+        vocab=paths.VOCAB,
         glove=glove_input,
     output:
-        "results/runs/{version}-{model}-{decoder}/checkpoint.pt",
+        paths.CHECKPOINT,
     log:
-        "results/logs/train/{version}-{model}-{decoder}.log",
+        f"results/logs/train/{RUN}.log",
     benchmark:
-        "results/benchmarks/train/{version}-{model}-{decoder}.tsv"
+        f"results/benchmarks/train/{RUN}.tsv"
     wildcard_constraints:
-        model="|".join(MODELS),
-        decoder="|".join(DECODERS),
+        **RUN_WILDCARDS,
     params:
         launcher=training_launcher,
         glove=lambda w, input: f"--glove {input.glove}" if input.glove else "",
-        out=lambda w: f"results/runs/{w.version}-{w.model}-{w.decoder}",
-        device="cpu" if DEMO else "cuda",
+        out=lambda w, output: os.path.dirname(output[0]),
+        device=DEVICE,
         cfg=config_arg("model", "lg", "train"),
-    threads: 2 if DEMO else 6
+    threads: RESOURCES["train"]["threads"]
     resources:
-        gpu=0 if DEMO else train_gpus(),
-        mem_mb=4000 if DEMO else 24000,
-        runtime=30 if DEMO else 6 * 60,
+        gpu=config["train"]["gpus"],
+        mem_mb=RESOURCES["train"]["mem_mb"],
+        runtime=RESOURCES["train"]["runtime"],
     conda:
         "../../envs/torch.yaml"
     shell:

@@ -17,6 +17,12 @@ LG = "lg_attn_kl"  # the paper's LTMI-LG
 # prior), uniform, random, or the annotated regions.
 GROUNDING_VARIANTS = ("prior", "mean", "random", "oracle")
 
+
+def main_version(versions) -> str:
+    """The version of the single-version results (val NDCG, ablations, figures, human
+    evaluation): v1.0 when it runs, else the last version of the config."""
+    return "v1.0" if "v1.0" in versions else versions[-1]
+
 _RUN_RE = re.compile(r"^(?P<version>v\d\.\d)-(?P<model>[a-z_]+)-(?P<decoder>[a-z]+)$")
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .annotations import load_round_boxes, oracle_regions
 from ..training.dataset import VisDialDataset, batch_to, collate
+from ..core.device import resolve_device
 from ..core.errors import InputFormatError
 from ..core.files import sha256_of, write_text_atomic
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
@@ -104,6 +105,7 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
         raise InputFormatError(f"unknown grounding variant '{inputs.grounding}' (one of {', '.join(GROUNDING_VARIANTS)})")
     if inputs.grounding == "oracle" and inputs.oracle is None:
         raise InputFormatError("grounding 'oracle' needs the grounding annotations (--oracle FILE)")
+    device = resolve_device(device)
     model, spec, _ = load_trained_model(inputs.checkpoint, device)
     dataset = VisDialDataset(inputs.tokens, inputs.features, feature_dim=model.feature_dim)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from .annotations import load_round_boxes, matching_regions
 from ..training.dataset import VisDialDataset, batch_to, collate
 from ..text.vocab import Vocabulary
+from ..core.device import resolve_device
 from ..core.errors import InputFormatError
 from ..core.files import write_text_atomic
 from ..training.checkpoint import load_trained_model
@@ -118,6 +119,7 @@ def random_hit_probability(valid: int, matching: int, top: int = TOP) -> float:
 def grounding_accuracy(checkpoint: Path, tokens: Path, features: Path, out: Path, *, annotations: dict,
                        source: str, samples: int, batch_size: int = 32, device: str = "cpu",
                        seed: int = 0) -> dict:
+    device = resolve_device(device)
     model, spec, _ = load_trained_model(checkpoint, device)
     loader = DataLoader(VisDialDataset(tokens, features, feature_dim=model.feature_dim), batch_size=batch_size, collate_fn=collate)
     hits = {"prior": [], "posterior": [], "random": []}

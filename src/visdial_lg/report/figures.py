@@ -27,6 +27,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ..text.vocab import Vocabulary  # noqa: E402
+from ..core.device import resolve_device
 from ..core.errors import InputFormatError  # noqa: E402
 from ..evaluation.human import SYSTEMS, answer_text, top_answers  # noqa: E402
 
@@ -54,6 +55,7 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
     from ..features.images import list_image_folders
     from ..training.checkpoint import load_trained_model
 
+    device = resolve_device(device)
     models = {name: load_trained_model(path, device)[0] for name, path in checkpoints.items()}
     vocab = Vocabulary.load(vocab_path)
     images = {entry.image_id: entry.path for entry in list_image_folders(image_dirs)}

@@ -4,8 +4,9 @@ with the dataset they ran on (`visdial` or `demo`).
 
 Each table is built from the metrics JSON files of `visdial-lg evaluate`
 (one per run, split and grounding variant) or the grounding-accuracy files of
-`visdial-lg grounding`; which runs feed which table is written in
-`workflow/rules/common.smk` (`table_inputs`) and mirrored by `ROWS` below.
+`visdial-lg grounding`. Which runs feed which table is written once, in `ROWS`
+(and `table_inputs` for Tables 3 and 7); the workflow asks `table_inputs` for
+each table's input files.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import InputFormatError
-from ..core.runs import LG, VERSIONS
+from ..core.paths import HUMAN_EVAL_KEY, HUMAN_EVAL_SHEET, evaluation_path, grounding_path
+from ..core.runs import LG, VERSIONS, main_version
 
 METRIC_OF_COLUMN = {"NDCG": "ndcg", "MRR": "mrr", "R@1": "r1", "R@5": "r5", "R@10": "r10", "Mean": "mean"}
 
@@ -70,6 +72,24 @@ ROWS = {
         ("LG-Image-KL", "image_kl"), ("Attn-KL-Image-MSE", "attn_kl_image_mse")]],
 }
 
+
+TABLES = tuple(range(1, 8))
+
+
+def table_inputs(n: int, versions: tuple[str, ...] = VERSIONS) -> list[str]:
+    """The result files table n is built from, for the config's `versions`: the evaluations of
+    `ROWS`, the grounding accuracies of Table 3, the human-evaluation sheet and key of Table 7
+    (the judgments, a user's file, are added by the workflow once `evaluate.human_judgments` names it)."""
+    if n == 3:  # grounding accuracy needs object annotations: COCO instances exist for v0.9 val (val2014)
+        version = "v0.9" if "v0.9" in versions else main_version(versions)
+        return [grounding_path(f"{version}-{model}-gen", "val") for model in ("ltmi", LG)]
+    if n == 7:
+        return [HUMAN_EVAL_SHEET, HUMAN_EVAL_KEY]
+    if n not in ROWS:
+        raise ValueError(f"no paper table {n}")
+    paths = [evaluation_path(cell.run, cell.split, cell.grounding)
+             for _, cells in ROWS[n] for cell in cells.values() if cell.version in versions]
+    return list(dict.fromkeys(paths))
 
 def _read_json(path: Path):
     try:

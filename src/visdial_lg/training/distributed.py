@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..core.errors import VisdialLGError
+from ..core.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,8 @@ class DistContext:
 
 
 def _resolve_device(requested: str | None, local_rank: int, distributed: bool) -> torch.device:
-    if requested is None:
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
+    device = resolve_device(requested)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise VisdialLGError(f"--device {requested}: CUDA is not available on this machine")
         if distributed or device.index is None:  # torchrun: one GPU per local rank
             device = torch.device("cuda", local_rank if distributed else 0)
         torch.cuda.set_device(device)

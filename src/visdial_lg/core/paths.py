@@ -1,0 +1,49 @@
+"""Where the pipeline writes each result, as Snakemake path patterns (docs/formats.md).
+
+The rules use these patterns as their outputs (the `{...}` are wildcards) and the
+report derives each table's inputs from them, so a path is written down once.
+"""
+
+from __future__ import annotations
+
+from .runs import parse_run_id
+
+RUN = "{version}-{model}-{decoder}"  # a run id, e.g. v1.0-lg_attn_kl-multi (core/runs.py)
+
+VOCAB = "results/text/{version}_vocab.json"
+GLOVE = "results/text/{version}_glove.pt"
+TOKENS = "results/text/{version}_{split}.h5"
+FEATURES = "results/features/{imageset}.h5"
+CHECKPOINT = f"results/runs/{RUN}/checkpoint.pt"
+EVALUATION = f"results/runs/{RUN}/{{split}}_{{grounding}}.json"
+GROUNDING = f"results/grounding/{RUN}_{{split}}.json"
+HUMAN_EVAL_SHEET = "results/human_eval/sheet.csv"
+HUMAN_EVAL_KEY = "results/human_eval/key.json"
+
+
+def _run_fields(run: str) -> dict:
+    spec = parse_run_id(run)
+    return {"version": spec.version, "model": spec.model, "decoder": spec.decoder}
+
+
+def checkpoint_path(run: str) -> str:
+    return CHECKPOINT.format(**_run_fields(run))
+
+
+def evaluation_path(run: str, split: str, grounding: str = "prior") -> str:
+    return EVALUATION.format(**_run_fields(run), split=split, grounding=grounding)
+
+
+def grounding_path(run: str, split: str) -> str:
+    return GROUNDING.format(**_run_fields(run), split=split)
+
+
+class _KeepMissing(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def fill(pattern: str, **values) -> str:
+    """`pattern` with some wildcards filled in and the others kept, e.g.
+    fill(EVALUATION, split="test", grounding="prior") for the rule that evaluates test."""
+    return pattern.format_map(_KeepMissing(values))

@@ -1,0 +1,117 @@
+# The report: the paper's Tables 1-7 as CSV (cited rows marked source=paper,
+# reproduced rows marked with the dataset they ran on), all of them in tables.md,
+# and the qualitative figures on sampled val dialogs of the main version:
+# Figure 4 (top-3 regions of LTMI and LTMI-LG per question, one PNG each) and
+# Figure 5 (example dialogs with both models' first-ranked answers).
+
+from visdial_lg.report.tables import TABLES, paper_tables, table_inputs
+
+PAPER_TABLES = paper_tables()
+ALL_TABLES = [f"results/table{n}.csv" for n in TABLES] + ["results/tables.md"]
+
+
+def inputs_of_table(n):
+    """The result files table n is built from (visdial_lg/report/tables.py: ROWS and
+    table_inputs); Table 7 also reads the judgments once a user names them."""
+    inputs = table_inputs(n, tuple(config["versions"]))
+    judgments = config["evaluate"]["human_judgments"]
+    return inputs + ([ancient(judgments)] if n == 7 and judgments else [])
+
+
+rule table:
+    input:
+        lambda w: inputs_of_table(int(w.n)),
+    output:
+        report("results/table{n}.csv", caption="../report/table.rst", category="Tables"),
+    log:
+        "results/logs/tables/table{n}.log",
+    wildcard_constraints:
+        n="[1-7]",
+    params:
+        dataset=config["dataset"],
+        title=lambda w: PAPER_TABLES[f"table{w.n}"]["title"],  # for the report caption
+        cfg=config_arg("evaluate", "versions"),
+    localrule: True
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg table {wildcards.n} --inputs {input} --dataset {params.dataset}"
+        " --out {output} --config {params.cfg} > {log} 2>&1"
+
+
+rule tables_markdown:
+    input:
+        [f"results/table{n}.csv" for n in TABLES],
+    output:
+        report("results/tables.md", caption="../report/tables.rst", category="Tables"),
+    log:
+        "results/logs/tables/tables_md.log",
+    localrule: True
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg tables-markdown {input} --out {output} > {log} 2>&1"
+
+
+FIGURE_RUNS = {model: run_id(MAIN_VERSION, model, "gen") for model in ("ltmi", LG)}
+FIGURE_IMAGES = IMAGE_FOLDERS[IMAGESET_OF[(MAIN_VERSION, "val")]]
+ATTENTION_FIGURES = [
+    f"results/figures/attention_{i}.png" for i in range(config["evaluate"]["figure_samples"])
+]
+ALL_FIGURES = ATTENTION_FIGURES + ["results/figures/dialogs.md", "results/figures/dialogs.html"]
+
+
+rule attention_figures:
+    input:
+        ltmi=paths.checkpoint_path(FIGURE_RUNS["ltmi"]),
+        lg=paths.checkpoint_path(FIGURE_RUNS[LG]),
+        tokens=tokens_path(MAIN_VERSION, "val"),
+        features=features_path(MAIN_VERSION, "val"),
+        vocab=vocab_path(MAIN_VERSION),
+        images=[input_stamp(name) for name in FIGURE_IMAGES],
+    output:
+        [
+            report(path, caption="../report/attention.rst", category="Figures", subcategory="Figure 4")
+            for path in ATTENTION_FIGURES
+        ],
+    log:
+        "results/logs/figures/attention.log",
+    params:
+        images=[input_path(name) for name in FIGURE_IMAGES],
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        device=DEVICE,
+        cfg=config_arg("evaluate"),
+    resources:
+        gpu=RESOURCES["evaluate"]["gpu"],
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m visdial_lg figure attention --ltmi {input.ltmi} --lg {input.lg} --tokens {input.tokens}"
+        " --features {input.features} --vocab {input.vocab} --images {params.images}"
+        " --out-dir {params.out_dir} --device {params.device} --config {params.cfg} > {log} 2>&1"
+
+
+rule dialog_figure:
+    input:
+        ltmi=paths.evaluation_path(FIGURE_RUNS["ltmi"], "val"),
+        lg=paths.evaluation_path(FIGURE_RUNS[LG], "val"),
+        tokens=tokens_path(MAIN_VERSION, "val"),
+        vocab=vocab_path(MAIN_VERSION),
+    output:
+        md="results/figures/dialogs.md",
+        html=report(
+            "results/figures/dialogs.html",
+            caption="../report/dialogs.rst",
+            category="Figures",
+            subcategory="Figure 5",
+        ),
+    log:
+        "results/logs/figures/dialogs.log",
+    params:
+        cfg=config_arg("evaluate"),
+    localrule: True
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg figure dialogs --ltmi {input.ltmi} --lg {input.lg} --tokens {input.tokens}"
+        " --vocab {input.vocab} --out-md {output.md} --out-html {output.html} --config {params.cfg} > {log} 2>&1"
