@@ -40,7 +40,10 @@ from visdial_lg.core.runs import parse_run_id
 from visdial_lg.training.loop import TrainInputs, build_loader, train, train_step
 from visdial_lg.training.distributed import DistContext
 from visdial_lg.training.optim import build_optimizer, build_scheduler
-from visdial_lg.training.synthetic import write_synthetic_inputs
+
+# The synthetic inputs are the tests' (tests/helpers/synthetic.py): one builder for both.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.synthetic import write_synthetic_inputs  # noqa: E402
 
 VISDIAL_V1_TRAIN_DIALOGS = 123_287
 GOAL_DIALOGS_PER_S = VISDIAL_V1_TRAIN_DIALOGS / 600  # one epoch in 10 minutes

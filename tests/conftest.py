@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def one_thread():
     """Tiny models run fastest single-threaded (use: pytestmark = pytest.mark.usefixtures("one_thread"))."""
-    from model_batches import torch_threads  # imports torch: only for the tests that ask
+    from helpers.model_batches import torch_threads  # imports torch: only for the tests that ask
 
     with torch_threads(1):
         yield
@@ -24,7 +24,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def runs_base(tmp_path_factory) -> Path:
-    """Where the tiny trained runs of test_evaluate.tiny_runs are kept, shared by the
+    """Where the tiny trained runs of helpers/tiny_runs.py are kept, shared by the
     evaluation, grounding, tables, human-evaluation and figures tests."""
     base = tmp_path_factory.getbasetemp() / "tiny_runs"
     base.mkdir(exist_ok=True)

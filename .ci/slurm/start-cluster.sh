@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM cluster on localhost: munged + slurmctld + slurmd, no
 # accounting database, everything (config, keys, state, spool, logs) under one
-# folder. Used by CI and by tests/test_slurm.py; also handy on a workstation.
+# folder. Used by CI and by tests/workflow/test_slurm.py; also handy on a workstation.
 #
 #   eval "$(bash .ci/slurm/start-cluster.sh)"   # starts it, exports SLURM_CONF
 #   bash .ci/slurm/stop-cluster.sh              # stops it

@@ -9,7 +9,7 @@ followed by `NLTKWordTokenizer` on each sentence. Here:
   and end of the sentence), so a word's tokens depend only on the word and on
   whether it is first / last. Plain alphanumeric words are their own token; every
   other (word, position) is run through NLTK once and cached. This is ~40x faster
-  than calling NLTK per string; `tests/test_tokens.py` checks it against NLTK.
+  than calling NLTK per string; `tests/text/test_tokens.py` checks it against NLTK.
 
 See docs/text.md for the differences from `word_tokenize`.
 """

@@ -1,0 +1,74 @@
+"""The Snakemake workflow: lint, the offline plan of the real run, config errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers.snakemake_output import planned_jobs
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(repo, env, *args, cwd=None):
+    return subprocess.run(
+        [*SNAKEMAKE, "-s", str(repo / "Snakefile"), *args],
+        cwd=cwd or repo, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_lint_finds_nothing(repo, venv_env):
+    result = snakemake(repo, venv_env, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_real_run_is_planned_offline_from_downloads_to_table1(repo, venv_env, tmp_path):
+    # targets first: --configfile and --config take several values
+    result = snakemake(repo, venv_env, "results/table1.csv", "-n", "--cores", "8",
+                       "--directory", str(tmp_path), "--configfile", str(repo / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    chain = ["download", "unzip", "extract_features", "merge_features", "vocab", "tokenize",
+             "train", "evaluate", "table"]
+    assert all(jobs.get(rule, 0) > 0 for rule in chain), jobs
+    # Table 1: LTMI, LTMI-LG and LTMI-LG* with the generative decoder, on v0.9 and v1.0.
+    assert jobs["train"] == 6 and jobs["evaluate"] == 6
+    for run in ["v0.9-ltmi-gen", "v1.0-lg_attn_kl-gen", "v1.0-lg_attn_kl-multi"]:
+        assert f"results/runs/{run}/checkpoint.pt" in result.stdout
+    assert "results/features/trainval2014.h5" in result.stdout
+    assert "results/text/v1.0_glove.pt" in result.stdout  # GloVe is on in the real config
+
+
+def test_every_table_of_the_demo_is_planned(repo, venv_env, tmp_path):
+    result = snakemake(repo, venv_env, "-n", "--cores", "2", "--directory", str(tmp_path),
+                       "--configfile", str(repo / "configs/demo.yaml"))
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert jobs["make_demo"] == 1 and jobs["table"] == 7 and jobs["tables_markdown"] == 1
+    assert jobs["attention_figures"] == 1 and jobs["dialog_figure"] == 1 and jobs["evaluate_test"] == 2
+    assert "download" not in jobs  # the demo needs no network
+    # every run of every table: 5 per version, plus the 4 ablations on v1.0
+    assert jobs["train"] == 14
+
+
+def test_existing_feature_files_replace_extraction(repo, venv_env, tmp_path):
+    existing = tmp_path / "trainval.h5"
+    existing.write_bytes(b"")
+    result = snakemake(repo, venv_env, "results/features/trainval2014.h5", "-n", "--cores", "1",
+                       "--directory", str(tmp_path), "--configfile", str(repo / "config.yaml"),
+                       "--config", f"features={{'existing': {{'trainval2014': '{existing}'}}}}")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert jobs == {"import_features": 1}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trian={'epochs': 1}", "unknown config key 'trian'"),
+    ("local={'visdial_2.0_train': 'x.json'}", "unknown key 'local.visdial_2.0_train'"),
+])
+def test_bad_config_stops_the_workflow_with_the_key(repo, venv_env, tmp_path, override, message):
+    result = snakemake(repo, venv_env, "-n", "--cores", "1", "--directory", str(tmp_path),
+                       "--configfile", str(repo / "config.yaml"), "--config", override)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
