@@ -79,3 +79,28 @@ def test_every_module_imports_in_a_fresh_interpreter():
     # is imported first is caught by the structural test above.
     result = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
+
+
+def _layer(module: str) -> int:
+    """0: the shared foundations (core), 1: a stage package, 2: the CLI (cli, __main__)."""
+    part = module.split(".")[1] if "." in module else ""
+    return 0 if part == "core" else 2 if part in ("cli", "__main__") else 1
+
+
+def test_imports_run_from_the_cli_to_the_stages_to_the_foundations():
+    modules = package_modules()
+    upward = sorted(f"{name} imports {target}" for name, path in modules.items() if name != "visdial_lg"
+                    for target in imports_of(name, path, modules)
+                    if target != "visdial_lg" and _layer(target) > _layer(name))
+    assert not upward, upward
+
+
+def test_no_test_module_imports_another():
+    tests = PACKAGE.parents[1] / "tests"
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(tests)}: {n}" for n in names if n.split(".")[-1].startswith("test_")]
+    assert not found, found

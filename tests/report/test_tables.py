@@ -205,3 +205,16 @@ def test_table3_without_measurable_rounds_is_empty_with_the_reason(tmp_path):
     assert_table_matches_paper(rows, 3, "demo")
     for row in (r for r in rows if r[1] == "demo"):
         assert row[2:5] == ["", "", ""] and "none of the 4 annotated rounds" in row[-1]
+
+
+def test_the_workflow_gives_each_table_the_files_it_is_built_from(tmp_path):
+    """`table_inputs` (the workflow's inputs of `visdial-lg table N`, derived from ROWS) names
+    exactly the evaluations `_inputs` builds each table from, and only the configured versions."""
+    from visdial_lg.report.tables import table_inputs
+
+    inputs = _inputs(tmp_path)
+    for n in (1, 2, 4, 5, 6):
+        assert sorted(table_inputs(n, VERSIONS)) == sorted(f"results/runs/{p.relative_to(tmp_path)}" for p in inputs[n]), n
+    assert table_inputs(3, VERSIONS) == [f"results/{p.relative_to(tmp_path)}" for p in inputs[3]]
+    assert table_inputs(7, VERSIONS) == ["results/human_eval/sheet.csv", "results/human_eval/key.json"]
+    assert all("/v1.0-" in path for path in table_inputs(1, ("v1.0",)))

@@ -72,3 +72,20 @@ def test_bad_config_stops_the_workflow_with_the_key(repo, venv_env, tmp_path, ov
                        "--configfile", str(repo / "config.yaml"), "--config", override)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_the_real_config_asks_for_the_configured_device_and_resources(repo, venv_env, tmp_path, device):
+    """The real config's torch jobs run where `device` says (default auto: CUDA when torch sees a
+    GPU, else the CPU), never a hard-wired cuda; what they ask the scheduler for comes from
+    `resources` and `train.gpus`."""
+    override = ["--config", f"device={device}"] if device else []
+    result = snakemake(repo, venv_env, "results/table1.csv", "-n", "-p", "--cores", "8", "--directory", str(tmp_path),
+                       "--configfile", str(repo / "config.yaml"), *override)
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if " --device " in line]
+    assert {"extract", "train", "evaluate"} <= {c.split("python -m visdial_lg ")[-1].split()[0] for c in commands}
+    assert all(f"--device {device or 'auto'} " in c for c in commands)
+    assert "--device cuda" not in result.stdout
+    assert "gpu=1, runtime=1440, mem_mb=32000" in result.stdout  # resources.extract
+    assert "gpu=1, runtime=360, mem_mb=24000" in result.stdout  # train.gpus, resources.train
