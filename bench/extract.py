@@ -13,6 +13,7 @@ its peak RSS is its own. Prints one JSON document.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import json
 import os
@@ -27,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from visdial_lg.core.config import load_yaml, section
+from visdial_lg.core.config import FeaturesConfig, load_yaml
 from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import list_image_folders
 from visdial_lg.features.model import build_detector, estimate_flops
@@ -50,12 +51,12 @@ def write_images(folder: Path, sizes: list[tuple[int, int]], first_id: int = 1) 
     return list_image_folders([folder])
 
 
-def features_of(config_path: Path | None, overrides: dict) -> dict:
+def features_of(config_path: Path | None, overrides: dict) -> FeaturesConfig:
     base = load_yaml(config_path).get("features", {}) if config_path else {}
-    return section({"features": {**base, **overrides}}, "features")
+    return FeaturesConfig.from_dict({**base, **overrides})
 
 
-def timed_extraction(detector, sec: dict, sizes, n_images: int, warmup: int, device: str, tmp: Path) -> dict:
+def timed_extraction(detector, sec: FeaturesConfig, sizes, n_images: int, warmup: int, device: str, tmp: Path) -> dict:
     """Warm up, then extract n_images; images/s over the timed extraction loop."""
     if warmup:
         extract_features(write_images(tmp / "warmup", sizes[:1] * warmup, 900_000), tmp / "warmup.h5", sec,
@@ -67,26 +68,26 @@ def timed_extraction(detector, sec: dict, sizes, n_images: int, warmup: int, dev
     started = time.perf_counter()
     summary = extract_features(entries, tmp / "timed.h5", sec, "random", device=device, detector=detector)
     wall = time.perf_counter() - started
-    result = {"images": n_images, "batch_size": sec["batch_size"], "precision": sec["precision"],
-              "num_workers": sec["num_workers"], "loop_seconds": summary["seconds"], "wall_seconds": round(wall, 3),
+    result = {"images": n_images, "batch_size": sec.batch_size, "precision": sec.precision,
+              "num_workers": sec.num_workers, "loop_seconds": summary["seconds"], "wall_seconds": round(wall, 3),
               "images_per_s": summary["images_per_s"]}
     if device.startswith("cuda"):
         result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
 
 
-def detector_only(detector, sec: dict, batch: int, device: str, iterations: int = 3) -> float:
+def detector_only(detector, sec: FeaturesConfig, batch: int, device: str, iterations: int = 3) -> float:
     """images/s of the detector alone on a ready padded batch of 4:3 inputs at the config's size (600x800
     for the real one): no decoding, no writing. The gap to the pipeline's images/s is loading + storing."""
     from visdial_lg.features.extract import precision_context
 
     dev = torch.device(device)
-    h, w = sec["min_size"], min(sec["max_size"], round(sec["min_size"] * 4 / 3))
+    h, w = sec.min_size, min(sec.max_size, round(sec.min_size * 4 / 3))
     images = torch.randn(batch, 3, h, w, device=dev) * 50  # [B, 3, H, W]
     sizes = torch.tensor([[h, w]] * batch, device=dev)  # [B, 2]
     scales = torch.full((batch,), h / 480, device=dev)  # [B]: as if from 480x640 originals
     synchronize = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    with torch.inference_mode(), precision_context(dev, sec["precision"]):
+    with torch.inference_mode(), precision_context(dev, sec.precision):
         detector(images, sizes, scales)  # warm-up
         synchronize()
         started = time.perf_counter()
@@ -156,7 +157,7 @@ def run_sweep(args, deadline: float, device: str) -> list[dict]:
                 if time.monotonic() + expected > deadline:
                     results.append({**entry, "skipped": "time cap"})
                     continue
-                sec = {**sec_base, "batch_size": batch, "precision": precision}
+                sec = dataclasses.replace(sec_base, batch_size=batch, precision=precision)
                 result: dict = {}
                 try:
                     result = timed_extraction(detector, sec, COCO_SIZES, n, batch, device,

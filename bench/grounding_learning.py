@@ -31,7 +31,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from model_batches import grounding_task_batch, tiny_model_config  # noqa: E402
+from helpers.model_batches import grounding_task_batch, tiny_model_config  # noqa: E402
 
 import visdial_lg.models.ltmi as ltmi_module  # noqa: E402
 from visdial_lg.models.ltmi import VisualDialogModel  # noqa: E402

@@ -22,7 +22,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from model_batches import make_batch  # noqa: E402
+from helpers.model_batches import make_batch  # noqa: E402
 
 from visdial_lg.core.config import SCHEMA_PATH, LGConfig, ModelConfig  # noqa: E402
 from visdial_lg.models.ltmi import build_model, count_parameters  # noqa: E402

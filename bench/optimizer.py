@@ -15,7 +15,6 @@ import time
 import torch
 
 from visdial_lg.core.config import LGConfig, ModelConfig
-from visdial_lg.core.config import section as config_section
 from visdial_lg.models.ltmi import build_model
 from visdial_lg.core.runs import parse_run_id
 from visdial_lg.training.optim import LTMIAdam, weight_decay_groups
@@ -24,8 +23,7 @@ VOCAB = 11322  # v1.0's vocabulary size
 
 
 def _model(run: str, device: torch.device) -> torch.nn.Module:
-    model = build_model(parse_run_id(run), VOCAB, ModelConfig.from_dict(config_section({}, "model"), "model"),
-                        LGConfig.from_dict({}, "lg")).to(device)
+    model = build_model(parse_run_id(run), VOCAB, ModelConfig.from_dict({}), LGConfig.from_dict({})).to(device)
     generator = torch.Generator(device="cpu").manual_seed(0)
     for p in model.parameters():
         if p.requires_grad:

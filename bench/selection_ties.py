@@ -33,6 +33,7 @@ from torchvision.ops import roi_pool
 
 from visdial_lg.features.anchors import pairwise_iou
 from visdial_lg.features.backbone import level_sizes
+from visdial_lg.core.config import FeaturesConfig
 from visdial_lg.features.model import build_detector, preprocess
 from visdial_lg.features.selection import max_class_confidence, select_regions
 
@@ -217,7 +218,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     section = {"depth": args.depth, "res5_halve": args.res5_halve}  # other keys: the real defaults
-    model = build_detector(section, "random", seed=0)
+    model = build_detector(FeaturesConfig.from_dict(section), "random", seed=0)
     results, start = [], time.perf_counter()
     for i in range(args.images):
         h, w = COCO_SIZES[i % len(COCO_SIZES)]

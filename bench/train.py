@@ -34,7 +34,7 @@ from itertools import cycle, islice
 
 import torch
 
-from visdial_lg.core.config import LGConfig, ModelConfig, TrainConfig, validate
+from visdial_lg.core.config import Config, LGConfig, ModelConfig, TrainConfig
 from visdial_lg.models.ltmi import build_model
 from visdial_lg.core.runs import parse_run_id
 from visdial_lg.training.loop import TrainInputs, build_loader, train, train_step
@@ -133,7 +133,7 @@ def bench_loader(inputs: TrainInputs, workers: int, batch_size: int, device, max
 
 
 def bench_end_to_end(inputs: TrainInputs, run_id: str, device, workers: int, out_dir: Path) -> dict:
-    config = validate({"train": {"epochs": 1, "num_workers": workers, "log_every": 10}})
+    config = Config.from_dict({"train": {"epochs": 1, "num_workers": workers, "log_every": 10}})
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON document only
         train(run_id, inputs, out_dir, config, device=str(device))
@@ -141,7 +141,7 @@ def bench_end_to_end(inputs: TrainInputs, run_id: str, device, workers: int, out
     with open(out_dir / "log.csv", newline="") as f:
         rates = [float(r["dialogs_per_s"]) for r in csv.DictReader(f)]  # one per 10 steps
     steady = statistics.median(rates[1:-1]) if len(rates) > 2 else float("nan")  # not start-up, not the tail
-    return {"run": run_id, "precision": config["train"]["precision"] if device.type == "cuda" else "fp32",
+    return {"run": run_id, "precision": config.train.precision if device.type == "cuda" else "fp32",
             "num_workers": workers, "wall_s": round(seconds, 1), "dialogs_per_s_per_10_steps": rates,
             "steady_dialogs_per_s": round(steady, 1), "v1.0_epoch_minutes": epoch_minutes(steady)}
 

@@ -132,3 +132,34 @@ def test_schema_versions_are_the_packages():
 
     versions = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["versions"]
     assert tuple(versions["items"]["enum"]) == VERSIONS and tuple(versions["default"]) == VERSIONS
+
+
+def test_typed_config_has_one_field_per_schema_key():
+    """Every schema object with `properties` is a dataclass whose fields are its keys, in order
+    (`lambda` is the field `lambda_`); a key added to the schema needs its field."""
+    import dataclasses
+    import typing
+
+    from visdial_lg.core.config import SCHEMA_PATH, Config
+
+    def check(cls, schema, where):
+        hints = typing.get_type_hints(cls)
+        keys = [f.metadata.get("key", f.name) for f in dataclasses.fields(cls)]
+        assert keys == list(schema["properties"]), where or "<top level>"
+        for f, key in zip(dataclasses.fields(cls), keys):
+            sub = schema["properties"][key]
+            assert dataclasses.is_dataclass(hints[f.name]) == ("properties" in sub), f"{where}{key}"
+            if "properties" in sub:
+                check(hints[f.name], sub, f"{where}{key}.")
+
+    check(Config, yaml.safe_load(SCHEMA_PATH.read_text()), "")
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "configs/demo.yaml", "tests/configs/micro.yaml"])
+def test_typed_config_gives_back_the_validated_dict(repo, configfile):
+    from visdial_lg.core.config import Config, as_dict
+
+    validated = load_config(repo / "config.yaml", repo / configfile)
+    config = Config.from_dict(validated)
+    assert as_dict(config) == validated
+    assert as_dict(config.lg) == {"lambda": validated["lg"]["lambda"]} and config.train.betas == validated["train"]["betas"]

@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from visdial_lg.core.config import ConfigError
+from visdial_lg.core.config import ConfigError, FeaturesConfig
 from visdial_lg.core.errors import InputFormatError
-from visdial_lg.features.model import DetectorConfig, build_detector, estimate_flops, preprocess
+from visdial_lg.features.model import build_detector, estimate_flops, preprocess
 
 # ResNet-50 with the halved res5 on 64-96 pixel images: the real network's layers, little compute.
 SECTION = {"depth": 50, "res5_halve": True, "min_size": 64, "max_size": 96, "pre_nms_topk": 200,
            "post_nms_topk": 6, "min_boxes": 3, "max_boxes": 5, "top_attrs": 4, "batch_size": 2}
+FEATURES = FeaturesConfig.from_dict(SECTION)
 SHAPES = [(60, 80), (88, 52), (64, 64)]
 
 
 @functools.lru_cache(maxsize=1)
 def _detector():
-    return build_detector(SECTION, "random", seed=0)
+    return build_detector(FEATURES, "random", seed=0)
 
 
 def _images():
@@ -63,8 +64,8 @@ def test_outputs_have_the_documented_shapes_and_dtypes():
 
 
 def test_random_weights_are_deterministic_and_seeded():
-    again = build_detector(SECTION, "random", seed=0)
-    other = build_detector(SECTION, "random", seed=1)
+    again = build_detector(FEATURES, "random", seed=0)
+    other = build_detector(FEATURES, "random", seed=1)
     state, state_again = _detector().state_dict(), again.state_dict()
     assert all(torch.equal(state[k], state_again[k]) for k in state)
     assert not torch.equal(state["backbone.stem.conv1.weight"], other.state_dict()["backbone.stem.conv1.weight"])
@@ -115,14 +116,14 @@ def test_preprocess_subtracts_the_mean_before_a_bilinear_resize():
 
 
 def test_config_from_the_features_section():
-    cfg = DetectorConfig.from_section({"depth": 50, "weights": "random", "shards": 4})
+    cfg = FeaturesConfig.from_dict({"depth": 50, "weights": "random", "shards": 4})
     assert cfg.depth == 50 and cfg.post_nms_topk == 300 and cfg.min_boxes == 100 and cfg.top_attrs == 20
     with pytest.raises(ConfigError, match="min_boxes"):
-        DetectorConfig.from_section({"min_boxes": 50, "max_boxes": 10})
+        FeaturesConfig.from_dict({"min_boxes": 50, "max_boxes": 10})
 
 
 def test_flops_of_the_real_config_match_the_published_arithmetic():
-    flops = estimate_flops({}, (600, 1000))  # published: ~83 GMAC + 300 x 2.93 GMAC
+    flops = estimate_flops(FeaturesConfig.from_dict({}), (600, 1000))  # published: ~83 GMAC + 300 x 2.93 GMAC
     assert flops["resized_hw"] == (600, 1000)
     assert flops["backbone"] == pytest.approx(2 * 83e9, rel=0.05)
     assert flops["roi_heads"] == pytest.approx(2 * 300 * 2.93e9, rel=0.05)

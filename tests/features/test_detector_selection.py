@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from visdial_lg.features.anchors import nms
-from visdial_lg.features.model import BUTDDetector, DetectorConfig, preprocess
+from visdial_lg.core.config import FeaturesConfig
+from visdial_lg.features.model import BUTDDetector, preprocess
 from visdial_lg.features.selection import describe_regions, max_class_confidence, select_regions
 
 
@@ -104,7 +105,7 @@ def test_selection_nms_runs_on_original_pixel_boxes_as_butd():
     assert scale == 2.0
     class_prob = torch.full((2, 1601), 0.1 / 1600)
     class_prob[0, 1], class_prob[1, 1] = 0.9, 0.5  # both prefer object 0; only the first has it above the second
-    detector = BUTDDetector(DetectorConfig.from_section(
+    detector = BUTDDetector(FeaturesConfig.from_dict(
         {"depth": 50, "res5_halve": True, "min_size": 64, "max_size": 96, "min_boxes": 1, "max_boxes": 5}))
     detector.proposal_generator = _FixedProposals(original * scale)
     detector.roi_heads = _FixedScores(class_prob)

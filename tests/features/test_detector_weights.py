@@ -12,15 +12,17 @@ from visdial_lg.features.anchors import caffe_cell_anchors
 from visdial_lg.features.model import build_detector, preprocess
 from visdial_lg.features.weights import (WeightsError, read_weights_file, save_public_pickle, to_internal,
                                          to_public)
+from visdial_lg.core.config import FeaturesConfig
 from visdial_lg.core.files import sha256_of
 
 SECTION = {"depth": 50, "res5_halve": True, "min_size": 64, "max_size": 96, "post_nms_topk": 6,
            "min_boxes": 3, "max_boxes": 5, "top_attrs": 4}
+FEATURES = FeaturesConfig.from_dict(SECTION)
 
 
 @functools.lru_cache(maxsize=1)
 def _detector():
-    detector = build_detector(SECTION, "random", seed=3)
+    detector = build_detector(FEATURES, "random", seed=3)
     with torch.no_grad():  # make background rows and every layer matter, unlike the tiny random heads
         detector.roi_heads.box_predictor.cls_score.weight.normal_(0, 0.05)
         detector.proposal_generator.rpn_head.objectness_logits.weight.normal_(0, 0.5)
@@ -55,7 +57,7 @@ def test_public_pickle_round_trip_gives_identical_outputs(tmp_path, with_cell_an
         raw = pickle.load(f)["model"]
     assert raw["roi_heads.box_predictor.bbox_pred.weight"].shape == (6400, 2048)
     assert raw["proposal_generator.rpn_head.objectness_logits.weight"].shape == (12, 512, 1, 1)
-    loaded = build_detector(SECTION, str(path), sha256=sha256_of(path))
+    loaded = build_detector(FEATURES, str(path), sha256=sha256_of(path))
     assert loaded.weights_sha256 == sha256_of(path)
     _assert_same_outputs(loaded)
 
@@ -68,7 +70,7 @@ def test_caffe_layout_pth_round_trip_gives_identical_outputs(tmp_path):
     assert "roi_heads.box_predictor.attr_linear1.weight" in public
     public["backbone.stem.conv1.norm.num_batches_tracked"] = torch.tensor(0)
     torch.save({"model": public, "iteration": 1}, path)
-    _assert_same_outputs(build_detector(SECTION, str(path)))
+    _assert_same_outputs(build_detector(FEATURES, str(path)))
 
 
 def test_two_way_softmax_objectness_becomes_one_logit_per_anchor():
@@ -84,7 +86,7 @@ def test_sha256_mismatch_is_refused(tmp_path):
     path = tmp_path / "w.pkl"
     save_public_pickle(_detector(), path)
     with pytest.raises(WeightsError, match=r"w\.pkl has sha256 [0-9a-f]{64}, expected 00ff"):
-        build_detector(SECTION, str(path), sha256="00ff")
+        build_detector(FEATURES, str(path), sha256="00ff")
 
 
 def test_pickle_with_code_is_refused_without_running_it(tmp_path):
@@ -106,14 +108,14 @@ def test_corrupt_and_missing_files_are_named(tmp_path):
     with pytest.raises(WeightsError, match=r"cannot read weights file .*cut\.pth"):
         read_weights_file(path)
     with pytest.raises(WeightsError, match="weights file not found"):
-        build_detector(SECTION, str(tmp_path / "absent.pkl"))
+        build_detector(FEATURES, str(tmp_path / "absent.pkl"))
 
 
 def test_weights_that_do_not_fit_list_the_offending_keys(tmp_path):
     path = tmp_path / "r50.pkl"
     save_public_pickle(_detector(), path)
     with pytest.raises(WeightsError) as error:
-        build_detector({**SECTION, "depth": 101}, str(path))
+        build_detector(FeaturesConfig.from_dict({**SECTION, "depth": 101}), str(path))
     message = str(error.value)
     assert "depth 101" in message and "missing (255)" in message and "backbone.res4.6.conv1.weight" in message
     assert "the file has 6 res4 blocks (depth 50)" in message
@@ -128,7 +130,7 @@ def test_weights_that_do_not_fit_list_the_offending_keys(tmp_path):
     expected = (r"unexpected \(1\): extra\.weight; wrong shape \(1\): "
                 r"roi_heads\.box_predictor\.attr_score\.weight: file \(400, 512\) vs model \(401, 512\)")
     with pytest.raises(WeightsError, match=expected):
-        build_detector(SECTION, str(path))
+        build_detector(FEATURES, str(path))
 
 
 def test_an_anchor_buffer_in_the_file_decides_the_anchor_order():
@@ -179,7 +181,7 @@ def test_pth_holding_numpy_arrays_loads_and_one_holding_code_is_refused(tmp_path
     path = tmp_path / "numpy-arrays.pth"
     public = to_public(_detector().state_dict(), layout="caffe")
     torch.save({"model": {k: v.numpy() for k, v in public.items()}}, path)
-    _assert_same_outputs(build_detector(SECTION, str(path)))
+    _assert_same_outputs(build_detector(FEATURES, str(path)))
 
     class Exploit:
         def __reduce__(self):

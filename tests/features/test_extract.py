@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from visdial_lg.cli import main as cli
-from visdial_lg.core.config import section
+from visdial_lg.core.config import FeaturesConfig
 from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import images_of_dialogs, list_image_folders
@@ -50,8 +50,8 @@ class CountingDetector(torch.nn.Module):
         return self.inner(images, *args, **kwargs)
 
 
-def features_section(**overrides) -> dict:
-    return section({"features": {**TINY, **overrides}}, "features")
+def features_section(**overrides) -> FeaturesConfig:
+    return FeaturesConfig.from_dict({**TINY, **overrides})
 
 
 def write_image(path: Path, h: int, w: int, seed: int) -> None:

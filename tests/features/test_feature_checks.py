@@ -13,6 +13,7 @@ import pytest
 from helpers.ltmi_file import write_ltmi
 from helpers.tiny_data import tiny_config, write_tiny_dataset
 from visdial_lg.cli import main as cli
+from visdial_lg.core.config import Config, as_dict
 from visdial_lg.training.dataset import VisDialDataset
 from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features.merge import import_ltmi
@@ -25,10 +26,10 @@ def data(tmp_path):
     return write_tiny_dataset(tmp_path / "data", dialogs=4, boxes=6)  # image ids 100..103, 640x480
 
 
-def _train_cli(data, out, config: dict | None = None) -> list[str]:
+def _train_cli(data, out, config: Config | None = None) -> list[str]:
     args = ["train", "--run", RUN, "--tokens", str(data["tokens"]), "--features", str(data["features"]),
             "--vocab", str(data["vocab"]), "--out-dir", str(out), "--device", "cpu",
-            "--config", json.dumps(config or tiny_config(epochs=1))]
+            "--config", json.dumps(as_dict(config or tiny_config(epochs=1)))]
     return args
 
 

@@ -11,6 +11,7 @@ import sys
 import torch
 
 from helpers.tiny_data import tiny_config, write_tiny_dataset
+from visdial_lg.core.config import Config, as_dict
 from visdial_lg.training.loop import FINAL_NAME, TrainInputs, train
 from visdial_lg.training.checkpoint import load_checkpoint
 
@@ -24,10 +25,10 @@ def _losses(run_dir):
 
 def test_two_process_torchrun_matches_one_process(tmp_path):
     paths = write_tiny_dataset(tmp_path / "data", dialogs=4)
-    config = tiny_config(epochs=1, batch_size=2)
+    config = as_dict(tiny_config(epochs=1, batch_size=2))  # a dict: also the --config of the torchrun
     config["model"]["dropout"] = 0.0  # per-rank dropout streams differ by design
     inputs = TrainInputs(paths["tokens"], paths["features"], paths["vocab"])
-    single = train(RUN, inputs, tmp_path / "one", config, device="cpu")
+    single = train(RUN, inputs, tmp_path / "one", Config.from_dict(config), device="cpu")
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

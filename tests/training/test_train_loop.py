@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from helpers.tiny_data import tiny_config, write_tiny_dataset
+from visdial_lg.core.config import as_dict
 from visdial_lg.core.errors import InputFormatError
 from visdial_lg.training.loop import FINAL_NAME, RESUME_NAME, TrainInputs, train
 from visdial_lg.training.checkpoint import load_checkpoint, load_trained_model
@@ -239,7 +240,7 @@ def test_ctrl_c_says_what_is_kept(tmp_path, data, capsys, monkeypatch):
 
     monkeypatch.setattr(train_module, "train_step", ctrl_c_in_first_step)
     common = ["--tokens", str(data.tokens), "--features", str(data.features), "--vocab", str(data.vocab),
-              "--device", "cpu", "--config", json.dumps(tiny_config(epochs=2))]
+              "--device", "cpu", "--config", json.dumps(as_dict(tiny_config(epochs=2)))]
     assert main(["train", "--run", RUN, *common, "--out-dir", str(tmp_path / "fresh")]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "visdial-lg: interrupted; nothing was saved yet (stopped in the first epoch): the next run starts over")

@@ -1,8 +1,9 @@
-"""File helpers shared by every stage: atomic small writes, content hashes, safe tensor loading."""
+"""File helpers shared by every stage: atomic small writes, content hashes, JSON and safe tensor loading."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import warnings
@@ -13,6 +14,24 @@ from .errors import InputFormatError
 
 # torch's own lines around a weights_only refusal (its advice to load unsafely included).
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
+
+
+def read_json(path: str | Path, what: str, *, error: type[Exception] = InputFormatError):
+    """The parsed content of JSON file `path`. Any failure raises `error` with one line naming
+    `what` and `path`: "cannot read {what} {path}: file not found" (or "not valid JSON: <msg>
+    at line L, column C", "not UTF-8 text (byte N)", the OS's reason)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError as e:
+        cause, problem = e, "file not found"
+    except json.JSONDecodeError as e:
+        cause, problem = e, f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+    except UnicodeDecodeError as e:
+        cause, problem = e, f"not UTF-8 text (byte {e.start})"
+    except OSError as e:  # a folder, no permission, ...
+        cause, problem = e, e.strerror or str(e)
+    raise error(f"cannot read {what} {path}: {problem}") from cause
 
 
 def load_tensors(path: str | Path, what: str, *, map_location="cpu", safe_globals: Iterable = (),

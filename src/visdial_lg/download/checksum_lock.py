@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.errors import InputFormatError
+from ..core.files import read_json
 
 
 @contextmanager
@@ -35,10 +36,7 @@ def read_lock(lock: Path) -> dict:
     """The lock file's entries {name: {sha256, size, url, recorded}}; {} when it does not exist."""
     if not lock.exists():
         return {}
-    try:
-        entries = json.loads(lock.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputFormatError(f"{lock}: not a readable JSON checksum lock file ({e})") from None
+    entries = read_json(lock, "checksum lock file")
     if not isinstance(entries, dict):
         raise InputFormatError(f"{lock}: expected a JSON object keyed by source name")
     for name, entry in entries.items():

@@ -8,25 +8,20 @@ in original-image pixels. They serve the oracle distribution over regions
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torchvision.ops import box_iou
 
 from ..core.errors import InputFormatError
+from ..core.files import read_json
 
 RoundKey = tuple[int, int]  # (image_id, round_id)
 
 
 def load_round_boxes(path: str | Path) -> dict[RoundKey, torch.Tensor]:
     """(image_id, round_id) -> boxes [n, 4] float32 (n may be 0)."""
-    try:
-        entries = json.loads(Path(path).read_text())
-    except FileNotFoundError as e:
-        raise InputFormatError(f"grounding annotations not found: {path}") from e
-    except json.JSONDecodeError as e:
-        raise InputFormatError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+    entries = read_json(path, "grounding annotations")
     if not isinstance(entries, list):
         raise InputFormatError(f"{path}: expected a list of {{image_id, round_id, boxes}} entries")
     table: dict[RoundKey, torch.Tensor] = {}

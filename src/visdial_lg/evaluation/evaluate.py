@@ -23,7 +23,7 @@ from .annotations import load_round_boxes, oracle_regions
 from ..training.dataset import VisDialDataset, batch_to, collate
 from ..core.device import resolve_device
 from ..core.errors import InputFormatError
-from ..core.files import sha256_of, write_text_atomic
+from ..core.files import read_json, sha256_of, write_text_atomic
 from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
 from ..core.runs import GROUNDING_VARIANTS
 from ..training.checkpoint import load_trained_model
@@ -45,10 +45,7 @@ class EvalInputs:
 
 def load_test_answers(path: Path) -> dict[int, dict]:
     """image_id -> {round_id, gt_index, gt_relevance[100]} of the last round (held back)."""
-    try:
-        entries = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputFormatError(f"cannot read the held-back test answers {path}: {e}") from e
+    entries = read_json(path, "the held-back test answers")
     answers = {}
     for i, entry in enumerate(entries if isinstance(entries, list) else [None]):
         try:

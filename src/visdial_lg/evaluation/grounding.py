@@ -33,7 +33,7 @@ from ..training.dataset import VisDialDataset, batch_to, collate
 from ..text.vocab import Vocabulary
 from ..core.device import resolve_device
 from ..core.errors import InputFormatError
-from ..core.files import write_text_atomic
+from ..core.files import read_json, write_text_atomic
 from ..training.checkpoint import load_trained_model
 
 TOP = 3
@@ -80,11 +80,16 @@ def coco_round_boxes(instances: str | Path, tokens: str | Path, vocab: Vocabular
     the round's question or answer names; rounds naming none are left out."""
     from pycocotools.coco import COCO
 
+    data = read_json(instances, "COCO instances file")
+    if not isinstance(data, dict):
+        raise InputFormatError(f"{instances}: not a COCO instances file (not a JSON object)")
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco = COCO()  # the index of the JSON read above (COCO(path) would read it its own way)
+        coco.dataset = data
         try:
-            coco = COCO(str(instances))
-        except (OSError, json.JSONDecodeError, KeyError) as e:
-            raise InputFormatError(f"{instances}: not a COCO instances file ({e})") from e
+            coco.createIndex()
+        except (KeyError, TypeError, AttributeError) as e:
+            raise InputFormatError(f"{instances}: not a COCO instances file ({e!r})") from e
     cats = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     phrases = category_phrases(list(cats.values()))
     table = {}

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..text.vocab import Vocabulary
 from ..core.errors import InputFormatError
+from ..core.files import read_json
 
 SYSTEMS = {"ltmi": "LTMI", "lg": "LTMI-LG"}
 LETTERS = "ABC"
@@ -43,10 +44,10 @@ def answer_text(vocab: Vocabulary, pool, lengths, index) -> str:
 
 def top_answers(metrics_json: Path, decoder: str = "gen") -> tuple[np.ndarray, np.ndarray]:
     """From an evaluation's saved ranks: (image ids [D], the option ranked first [D, R])."""
-    try:
-        ranks_name = json.loads(Path(metrics_json).read_text())["ranks"]
-    except (OSError, json.JSONDecodeError, KeyError) as e:
-        raise InputFormatError(f"{metrics_json}: not an evaluation with saved ranks ({e})") from e
+    data = read_json(metrics_json, "evaluation metrics")
+    ranks_name = data.get("ranks") if isinstance(data, dict) else None
+    if not isinstance(ranks_name, str):
+        raise InputFormatError(f"{metrics_json}: not an evaluation with saved ranks (no 'ranks' entry)")
     path = Path(metrics_json).parent / Path(ranks_name).name  # the ranks lie next to the JSON
     try:
         with np.load(path) as data:
@@ -136,10 +137,7 @@ def read_judgments(path: Path, keys: dict) -> dict[tuple[str, str], list[int]]:
 def score_judgments(key_path: Path, judgments_path: Path) -> dict[str, dict[str, float]]:
     """{system: {"M1": %, "M2": %, "items": n}} over the items whose response was judged;
     a response counts when a majority of its judges (2 of 3) say so."""
-    try:
-        keys = json.loads(Path(key_path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputFormatError(f"cannot read the human-evaluation key {key_path}: {e}") from e
+    keys = read_json(key_path, "the human-evaluation key")
     votes = read_judgments(judgments_path, keys)
     result = {}
     for system in SYSTEMS:

@@ -14,16 +14,17 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..core.device import resolve_device
+from ..core.config import FeaturesConfig, as_dict
 from ..core.errors import InputFormatError, VisdialLGError
-from ..core.files import sha256_of
+from ..core.files import read_json, sha256_of
 from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
 from .merge import progress_bar, write_skipped_manifest
 from .store import FeatureLayout, PartialFeatureFile
@@ -31,29 +32,13 @@ from .store import FeatureLayout, PartialFeatureFile
 FEATURE_DIM = 2048
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Extraction settings that do not change the numbers (batching only within float tolerance).
-RUNTIME_KEYS = ("batch_size", "num_workers", "shards", "on_bad_image", "existing", "weights", "weights_sha256")
+RUNTIME_KEYS = ("batch_size", "num_workers", "shards", "merge", "on_bad_image", "existing", "weights", "weights_sha256")
 # Detector outputs -> dataset names of the file (LTMI names).
 OUTPUT_NAMES = {"boxes": "boxes", "proposal_boxes": "proposal_boxes", "features": "features",
                 "cls_indices": "cls_indices", "cls_scores": "cls_scores",
                 "attr_indices": "top_attrs", "attr_scores": "top_attrs_scores"}
 # LTMI's generate_visdial: attribute indices whose score is below 0.1 become 0 (__no_attribute__).
 ATTR_THRESH = 0.1
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """The `features:` keys that steer the run rather than the detector."""
-
-    batch_size: int
-    num_workers: int
-    precision: str
-    storage_dtype: str
-    on_bad_image: str
-    seed: int
-
-    @classmethod
-    def from_section(cls, section: Mapping) -> "RunSettings":
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__})
 
 
 def image_list_sha256(entries: Sequence[ImageEntry]) -> str:
@@ -65,10 +50,7 @@ def image_list_sha256(entries: Sequence[ImageEntry]) -> str:
 def load_given_boxes(path: str | Path) -> dict[int, np.ndarray]:
     """`{"<image_id>": [[x1, y1, x2, y2], ...]}` or `[{"image_id": .., "boxes": [...]}]`, original pixels."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputFormatError(f"boxes file {path} is not readable JSON ({e})") from e
+    data = read_json(path, "boxes file")
     pairs = data.items() if isinstance(data, dict) else (
         (d.get("image_id"), d.get("boxes")) if isinstance(d, dict) else (None, None) for d in data)
     boxes = {}
@@ -84,14 +66,6 @@ def load_given_boxes(path: str | Path) -> dict[int, np.ndarray]:
     return boxes
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VisdialLGError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device(device)
-
-
 def precision_context(device: torch.device, precision: str):
     """Autocast only on CUDA; fp32 is strict fp32 there (no TF32), tf32 allows TF32 matmuls/convs."""
     if device.type != "cuda":
@@ -105,17 +79,17 @@ def precision_context(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def _identity(all_entries, section, run: RunSettings, weights: str, given_boxes_path, shard) -> dict[str, str]:
+def _identity(all_entries, features: FeaturesConfig, weights: str, given_boxes_path, shard) -> dict[str, str]:
     """What the rows are computed from; a resumed run must match it exactly."""
     if weights != "random" and not Path(weights).is_file():
         raise InputFormatError(f"weights file not found: {weights} (give a file or 'random')")
-    config = {k: v for k, v in sorted(section.items()) if k not in RUNTIME_KEYS}
+    config = {k: v for k, v in sorted(as_dict(features).items()) if k not in RUNTIME_KEYS}
     if weights != "random":
         config.pop("seed", None)  # the seed only draws random weights
     return {
         "extractor_config": json.dumps(config, sort_keys=True),
         "weights": "random" if weights == "random" else Path(weights).name,
-        "weights_sha256": f"random (seed {run.seed})" if weights == "random" else sha256_of(weights),
+        "weights_sha256": f"random (seed {features.seed})" if weights == "random" else sha256_of(weights),
         "boxes_sha256": sha256_of(given_boxes_path) if given_boxes_path else "",
         "image_list_sha256": image_list_sha256(all_entries),
         "shard_index": str(shard[0]), "shard_count": str(shard[1]),
@@ -160,22 +134,22 @@ def _to_host(outputs: list[dict]) -> tuple[list[dict], torch.cuda.Event | None]:
     return host, event
 
 
-def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Mapping, weights: str, *,
+def extract_features(entries: Sequence[ImageEntry], out: str | Path, features: FeaturesConfig, weights: str, *,
                      device: str = "auto", boxes_path: str | Path | None = None, shard: tuple[int, int] = (0, 1),
                      detector: torch.nn.Module | None = None,
                      after_batch: Callable[[int], None] | None = None) -> dict:
     """Extract shard `shard` = (i, n) of `entries` into OUT; returns a summary (counts, images/s).
 
-    `section` is the validated `features:` config. `detector` replaces the one built
-    from `weights` (benchmarks); `after_batch(rows_done)` runs after each flushed batch.
+    `detector` replaces the one built from `weights` (benchmarks); `after_batch(rows_done)`
+    runs after each flushed batch.
     """
-    from .model import DetectorConfig, build_detector, preprocess
+    # One long function: the partial file, the writer thread and the progress bar are
+    # shared by the checks before the loop, the loop and the finalisation after it.
+    from .model import build_detector, preprocess
 
     out = Path(out)
     if not entries:
         raise InputFormatError(f"no images to extract into {out} (no .jpg/.jpeg/.png files found)")
-    run = RunSettings.from_section(section)
-    cfg = DetectorConfig.from_section(section)
     dev = resolve_device(device)
     mine = shard_slice(entries, *shard)
     given = load_given_boxes(boxes_path) if boxes_path else None
@@ -183,11 +157,11 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
         for entry in mine:
             if entry.image_id not in given:
                 raise InputFormatError(f"boxes file {boxes_path} has no boxes for image id {entry.image_id}")
-    K = max([cfg.max_boxes, *(len(b) for b in given.values())] if given else [cfg.max_boxes])
-    layout = FeatureLayout(K, FEATURE_DIM, cfg.top_attrs, run.storage_dtype)
-    identity = _identity(entries, section, run, weights, boxes_path, shard)
+    K = max([features.max_boxes, *(len(b) for b in given.values())] if given else [features.max_boxes])
+    layout = FeatureLayout(K, FEATURE_DIM, features.top_attrs, features.storage_dtype)
+    identity = _identity(entries, features, weights, boxes_path, shard)
     if detector is None:  # weights are read (or refused) before any partial file exists
-        detector = build_detector(dict(section), weights, section.get("weights_sha256"), seed=run.seed)
+        detector = build_detector(features, weights, features.weights_sha256, seed=features.seed)
     skipped: list[dict] = []
     computed, started = 0, time.perf_counter()
     with PartialFeatureFile(out, len(mine), layout, identity) as partial:
@@ -196,9 +170,9 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
             detector = detector.to(dev).eval()
             if dev.type == "cuda":  # NHWC convolutions: ~1.5x faster on tensor cores (docs/features.md)
                 detector = detector.to(memory_format=torch.channels_last)
-            loader = DataLoader(DecodedImages(mine, todo, preprocess, cfg.min_size, cfg.max_size),
-                                batch_size=run.batch_size, num_workers=run.num_workers, collate_fn=collate_padded,
-                                worker_init_fn=worker_init, pin_memory=dev.type == "cuda")
+            loader = DataLoader(DecodedImages(mine, todo, preprocess, features.min_size, features.max_size),
+                                batch_size=features.batch_size, num_workers=features.num_workers,
+                                collate_fn=collate_padded, worker_init_fn=worker_init, pin_memory=dev.type == "cuda")
             started = time.perf_counter()
             bar = progress_bar(len(mine), int(partial.done.sum()), f"extract {out.name}")
 
@@ -215,10 +189,10 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
                 while len(pending) > keep:
                     pending.popleft().result()  # re-raises a failed write
 
-            with bar, writer, torch.inference_mode(), precision_context(dev, run.precision):
+            with bar, writer, torch.inference_mode(), precision_context(dev, features.precision):
                 for batch in loader:
                     for bad in batch["bad"]:
-                        if run.on_bad_image == "fail":
+                        if features.on_bad_image == "fail":
                             raise InputFormatError(f"{bad['error']} (set features.on_bad_image: skip to leave it out)")
                         skipped.append({"image_id": bad["image_id"], "path": bad["path"], "reason": bad["error"]})
                     if batch["rows"]:
@@ -237,23 +211,22 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, section: Ma
                         after_batch(int(partial.done.sum()))
                 drain(keep=0)
         seconds = time.perf_counter() - started
-        final_attrs = {"skipped_images": skipped, "on_bad_image": run.on_bad_image,
-                       "precision": run.precision, "device": dev.type}
-        if run.on_bad_image == "skip":  # before OUT appears: a kill between the two leaves no OUT without it
+        final_attrs = {"skipped_images": skipped, "on_bad_image": features.on_bad_image,
+                       "precision": features.precision, "device": dev.type}
+        if features.on_bad_image == "skip":  # before OUT appears: a kill between the two leaves no OUT without it
             write_skipped_manifest(out, skipped)
         partial.finalize(final_attrs)
     return {"out": str(out), "images": len(mine), "computed": computed, "skipped": len(skipped),
             "seconds": round(seconds, 3), "images_per_s": round(computed / seconds, 3) if seconds > 0 else None}
 
 
-def extract_command(out: str | Path, weights: str, config: Mapping, *, image_dirs: Sequence[str] | None = None,
+def extract_command(out: str | Path, weights: str, features: FeaturesConfig, *,
+                    image_dirs: Sequence[str] | None = None,
                     dialogs: str | None = None, boxes: str | None = None, shard: str = "0/1",
                     device: str = "auto") -> dict:
     """`visdial-lg extract`: list the images (folders, or the dialogs' images in folders), then extract."""
-    from ..core.config import section
     from .images import images_of_dialogs, list_image_folders, parse_shard
 
-    features = section(config, "features")
     entries = images_of_dialogs(dialogs, image_dirs) if dialogs else list_image_folders(image_dirs)
     return extract_features(entries, out, features, weights, device=device, boxes_path=boxes,
                             shard=parse_shard(shard))

@@ -12,7 +12,6 @@ is a `BadImageError` naming the file.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.errors import InputFormatError
+from ..core.files import read_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
@@ -72,12 +72,10 @@ def list_image_folders(folders: Sequence[str | Path]) -> list[ImageEntry]:
 def dialog_image_ids(dialogs_json: str | Path) -> list[int]:
     """The distinct image ids of a VisDial dialogs JSON, sorted."""
     path = Path(dialogs_json)
+    data = read_json(path, "dialogs file")
     try:
-        with open(path) as f:
-            dialogs = json.load(f)["data"]["dialogs"]
-    except FileNotFoundError as e:
-        raise InputFormatError(f"dialogs file {path} does not exist") from e
-    except (ValueError, KeyError, TypeError) as e:
+        dialogs = data["data"]["dialogs"]
+    except (KeyError, TypeError) as e:
         raise InputFormatError(f"dialogs file {path} is not VisDial JSON with data.dialogs ({e!r})") from e
     ids = set()
     for index, dialog in enumerate(dialogs):

@@ -11,49 +11,19 @@ docs/features.md explains the design, the weight layouts and every deviation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import cv2
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from ..core.config import ConfigError, section
+from ..core.config import ConfigError, FeaturesConfig
 from ..core.errors import InputFormatError
 from .backbone import PIXEL_MEANS_BGR, ResNetC4, level_sizes
 from .roi_heads import Res5ROIHeads
 from .rpn import RPN
 from .selection import describe_regions, max_class_confidence, select_regions
 from .weights import init_random_weights, load_weights
-
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    depth: int
-    res5_halve: bool
-    min_size: int
-    max_size: int
-    pre_nms_topk: int
-    rpn_nms: float
-    post_nms_topk: int
-    class_nms: float
-    conf_thresh: float
-    min_boxes: int
-    max_boxes: int
-    top_attrs: int
-
-    @classmethod
-    def from_section(cls, features_section: dict) -> "DetectorConfig":
-        """From the `features:` config section (validated, defaults filled; other keys ignored)."""
-        values = section({"features": dict(features_section)}, "features")
-        cfg = cls(**{f.name: values[f.name] for f in fields(cls)})
-        for low, high in (("min_boxes", "max_boxes"), ("min_size", "max_size")):
-            if getattr(cfg, low) > getattr(cfg, high):
-                raise ConfigError(f"config key 'features.{low}' ({getattr(cfg, low)}) "
-                                  f"exceeds 'features.{high}' ({getattr(cfg, high)})")
-        return cfg
 
 
 def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
@@ -80,7 +50,7 @@ def preprocess(image_bgr: np.ndarray, min_size: int, max_size: int) -> tuple[tor
 
 
 class BUTDDetector(nn.Module):
-    def __init__(self, cfg: DetectorConfig):
+    def __init__(self, cfg: FeaturesConfig):  # the detector reads the network keys (depth .. top_attrs)
         super().__init__()
         self.cfg = cfg
         self.backbone = ResNetC4(cfg.depth)
@@ -159,10 +129,10 @@ def _check_given_boxes(given_boxes: list[torch.Tensor], batch: int, device) -> l
     return checked
 
 
-def build_detector(section: dict, weights: str, sha256: str | None = None, seed: int = 0) -> BUTDDetector:
+def build_detector(features: FeaturesConfig, weights: str, sha256: str | None = None, seed: int = 0) -> BUTDDetector:
     """The detector of a `features:` config section, in eval mode on the CPU.
     weights: "random" (deterministic for a seed) or a path to a .pkl (public layout) / .pth file."""
-    model = BUTDDetector(DetectorConfig.from_section(section))
+    model = BUTDDetector(features)
     if weights == "random":
         init_random_weights(model, seed)
     elif weights == "download":
@@ -172,14 +142,13 @@ def build_detector(section: dict, weights: str, sha256: str | None = None, seed:
     return model.eval().requires_grad_(False)
 
 
-def estimate_flops(section: dict, image_hw: tuple[int, int]) -> dict:
+def estimate_flops(cfg: FeaturesConfig, image_hw: tuple[int, int]) -> dict:
     """Floating-point operations (2 x multiply-adds of convs and linears) for one image of
     original size image_hw, counted by torch's FlopCounterMode on a meta-device model.
     The region head is counted for post_nms_topk regions (the most the RPN passes on).
     Returns FLOPs per stage ("backbone", "rpn", "roi_heads", "total"), "resized_hw" and "regions"."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = DetectorConfig.from_section(section)
     scale = resize_scale(image_hw[0], image_hw[1], cfg.min_size, cfg.max_size)
     height, width = round(image_hw[0] * scale), round(image_hw[1] * scale)
     with torch.device("meta"):

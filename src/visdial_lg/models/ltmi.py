@@ -236,11 +236,10 @@ def count_parameters(model: VisualDialogModel) -> dict:
     return {"total": total, "inference": total - components["answer_encoder"], "components": components}
 
 
-def model_info(run_id: str, vocab_size: int, config: dict) -> dict:
+def model_info(run_id: str, vocab_size: int, model_cfg: ModelConfig, lg_cfg: LGConfig) -> dict:
     """`visdial-lg model-info`: the parameter counts of a run's model at the config's sizes."""
     if vocab_size < 5:
         raise VisdialLGError(f"--vocab-size must be at least 5 (4 special tokens + words), got {vocab_size}")
     spec = parse_run_id(run_id)
-    model = build_model(spec, vocab_size, ModelConfig.from_dict(config.get("model", {}), "model"),
-                        LGConfig.from_dict(config.get("lg", {})))
+    model = build_model(spec, vocab_size, model_cfg, lg_cfg)
     return {"run": spec.run_id, "vocab_size": vocab_size, **count_parameters(model)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import InputFormatError
+from ..core.files import read_json
 from ..core.paths import HUMAN_EVAL_KEY, HUMAN_EVAL_SHEET, evaluation_path, grounding_path
 from ..core.runs import LG, VERSIONS, main_version
 
@@ -91,18 +91,12 @@ def table_inputs(n: int, versions: tuple[str, ...] = VERSIONS) -> list[str]:
              for _, cells in ROWS[n] for cell in cells.values() if cell.version in versions]
     return list(dict.fromkeys(paths))
 
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputFormatError(f"cannot read {path}: {e}") from e
-
 
 def index_evaluations(paths: list[Path]) -> dict[tuple, dict]:
     """(run, split, grounding) -> metrics JSON of `visdial-lg evaluate`."""
     index = {}
     for path in paths:
-        data = _read_json(path)
+        data = read_json(path, "evaluation metrics")
         if {"run", "split", "grounding", "decoders"} <= set(data):
             index[(data["run"], data["split"], data["grounding"])] = data
     return index
@@ -170,7 +164,7 @@ def load_evalai_results(path: Path | None) -> dict | None:
     given in percent (any of them > 1) are scaled to fractions."""
     if not path:
         return None
-    data = _read_json(path)
+    data = read_json(path, "EvalAI results")
     if not isinstance(data, dict):
         raise InputFormatError(f"{path}: expected {{run id: test-std metrics}}")
     out = {}
@@ -195,7 +189,7 @@ def grounding_rows(paths: list[Path]) -> list[tuple]:
     """Table 3 from `visdial-lg grounding` outputs (one per run)."""
     by_model = {}
     for path in paths:
-        data = _read_json(path)
+        data = read_json(path, "grounding accuracy")
         by_model[data["run"].split("-")[1]] = data
     missing = [m for m in ("ltmi", LG) if m not in by_model]
     if missing:

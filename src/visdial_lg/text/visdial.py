@@ -10,7 +10,6 @@ sees anything unusual the file is read again with plain `json.load`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.errors import InputFormatError
+from ..core.files import read_json
 from ..core.runs import VERSIONS
 from .options_json import PLACEHOLDER, read_with_options
 
@@ -59,19 +59,6 @@ class VisDialSplit:
     split: str
     version: str
     path: str
-
-
-def read_json(path: str | Path) -> Any:
-    """`json.load` with one-line errors: missing file, or the line/column of bad JSON."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError as e:
-        raise InputFormatError(f"{path}: file not found") from e
-    except json.JSONDecodeError as e:
-        raise InputFormatError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from e
-    except UnicodeDecodeError as e:
-        raise InputFormatError(f"{path}: not UTF-8 text (byte {e.start})") from e
 
 
 def _int(x: Any) -> bool:
@@ -309,7 +296,7 @@ def load_visdial(path: str | Path, version: str, split: str) -> VisDialSplit:
             return _parse(path, *fast, version, split)
         except _FastPathMismatch:
             pass
-    return _parse(path, read_json(path), None, version, split)
+    return _parse(path, read_json(path, "VisDial JSON", error=VisDialFormatError), None, version, split)
 
 
 def _parse(path, data: Any, options: np.ndarray | None, version: str, split: str) -> VisDialSplit:
@@ -331,7 +318,7 @@ def load_dense(path: str | Path, split_data: VisDialSplit) -> dict[int, tuple[in
     """Dense annotations: image_id -> (1-based round_id, relevance [100] float32).
 
     Accepts `gt_relevance` (v1.0 val) and `relevance` (v1.0 train sample)."""
-    entries = read_json(path)
+    entries = read_json(path, "dense annotations", error=VisDialFormatError)
     if not isinstance(entries, list):
         raise VisDialFormatError(f"{path}: dense annotations must be a list of objects")
     dialogs = split_data.dialogs

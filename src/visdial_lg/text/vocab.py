@@ -19,9 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.errors import InputFormatError
-from ..core.files import write_text_atomic
+from ..core.files import read_json, write_text_atomic
 from .tokenizer import UNK_ID, count_tokens
-from .visdial import VisDialSplit, load_visdial, read_json
+from .visdial import VisDialSplit, load_visdial
 
 GLOVE_DIM = 300
 GLOVE_SEED = 0  # LTMI's seed; fixes the random rows of words GloVe lacks
@@ -41,7 +41,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        data = read_json(path)
+        data = read_json(path, "vocabulary")
         if not isinstance(data, dict) or not isinstance(data.get("words"), list):
             raise InputFormatError(f'{path}: a vocabulary file holds {{"words": [...]}}')
         try:

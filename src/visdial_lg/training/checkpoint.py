@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.config import LGConfig, ModelConfig
+from ..core.config import Config
 from ..core.errors import InputFormatError
 from ..core.files import load_tensors
 from ..core.runs import RunSpec, parse_run_id
@@ -97,12 +97,9 @@ def load_trained_model(checkpoint_path: str | Path, device: str | torch.device =
 
     ckpt = load_checkpoint(checkpoint_path)
     spec: RunSpec = parse_run_id(ckpt["run"])
-    model = build_model(
-        spec,
-        ckpt["vocab_size"],
-        ModelConfig.from_dict(ckpt["config"]["model"], "model"),
-        LGConfig.from_dict(ckpt["config"]["lg"], "lg"),
-    )
+    # The stored sections come from a file: validated like any config (train is not needed).
+    config = Config.from_dict({"model": ckpt["config"]["model"], "lg": ckpt["config"]["lg"]})
+    model = build_model(spec, ckpt["vocab_size"], config.model, config.lg)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:

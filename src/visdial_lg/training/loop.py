@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..core.config import LGConfig, ModelConfig, TrainConfig, section
+from ..core.config import Config, TrainConfig, as_dict
 from .dataset import batch_to
 from ..core.errors import InputFormatError, VisdialLGError
 from ..core.files import load_tensors
@@ -52,12 +52,13 @@ class TrainInputs:
     glove: Path | None = None
 
 
-def run_config(config: dict) -> dict:
-    """The config sections a checkpoint stores (plain types, defaults filled)."""
-    return {name: section(config, name) for name in ("model", "lg", "train")}
+def run_config(config: Config) -> dict:
+    """The config sections a checkpoint stores, as plain dicts keyed by schema keys (the
+    resume check compares them, `load_trained_model` rebuilds the model from them)."""
+    return {name: as_dict(getattr(config, name)) for name in ("model", "lg", "train")}
 
 
-def train(run_id: str, inputs: TrainInputs, out_dir: str | Path, config: dict,
+def train(run_id: str, inputs: TrainInputs, out_dir: str | Path, config: Config,
           device: str | None = None, on_epoch_end: Callable[[int], None] | None = None) -> Path:
     """Train `run_id` into `out_dir`; returns the final checkpoint path.
 
@@ -70,15 +71,18 @@ def train(run_id: str, inputs: TrainInputs, out_dir: str | Path, config: dict,
     # order; deterministic kernels make resume bit-exact at little cost.
     torch.use_deterministic_algorithms(was_deterministic or ctx.device.type == "cpu")
     try:
-        return _train(parse_run_id(run_id), inputs, Path(out_dir), run_config(config), ctx, on_epoch_end)
+        return _train(parse_run_id(run_id), inputs, Path(out_dir), config, ctx, on_epoch_end)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         distributed.cleanup(ctx)
 
 
-def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: DistContext,
+def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, config: Config, ctx: DistContext,
            on_epoch_end: Callable[[int], None] | None) -> Path:
-    tcfg = TrainConfig.from_dict(cfg["train"], "train")
+    # One long function on purpose: set-up, resume, the epoch loop and the final save read
+    # top to bottom (module docstring); split up, the loop's state would travel in arguments.
+    tcfg = config.train
+    cfg = run_config(config)  # what the checkpoints store
     if tcfg.batch_size % ctx.world_size:
         raise VisdialLGError(f"train.batch_size {tcfg.batch_size} is not divisible by {ctx.world_size} processes")
     if ctx.is_main:
@@ -94,7 +98,7 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
     steps = len(loader)
 
     seed_everything(tcfg.seed)  # the same initial weights on every rank
-    model = _build_model(spec, vocab_size, cfg)
+    model = _build_model(spec, vocab_size, config)
     if inputs.glove is not None:
         _init_embedding(model, Path(inputs.glove))
     model.to(ctx.device)
@@ -104,7 +108,8 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
     fingerprint = input_fingerprint(Path(inputs.tokens), Path(inputs.vocab), Path(inputs.features),
                                     Path(inputs.glove) if inputs.glove is not None else None)
     resume_path = out_dir / RESUME_NAME
-    start_epoch = _resume(resume_path, spec, cfg, vocab_size, fingerprint, model, optimizer, scheduler, ctx)
+    start_epoch = _resume(resume_path, spec, cfg, tcfg.seed, vocab_size, fingerprint, model, optimizer, scheduler,
+                          ctx)
     if start_epoch == 0 and ctx.rank > 0:
         seed_everything(tcfg.seed + ctx.rank)  # distinct dropout masks per rank
     net = model
@@ -114,7 +119,7 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, cfg: dict, ctx: Di
             model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None, find_unused_parameters=True,
         )
 
-    log_every = cfg["train"]["log_every"]
+    log_every = tcfg.log_every
     tracker = LossTracker(ctx.device)
     runlog = RunLog(out_dir, start_epoch, start_epoch * steps) if ctx.is_main else None
     if ctx.is_main:
@@ -219,11 +224,10 @@ def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
     return dataset, loader, sampler
 
 
-def _build_model(spec: RunSpec, vocab_size: int, cfg: dict) -> torch.nn.Module:
+def _build_model(spec: RunSpec, vocab_size: int, config: Config) -> torch.nn.Module:
     from ..models.ltmi import build_model
 
-    return build_model(spec, vocab_size, ModelConfig.from_dict(cfg["model"], "model"),
-                       LGConfig.from_dict(cfg["lg"], "lg"))
+    return build_model(spec, vocab_size, config.model, config.lg)
 
 
 def _init_embedding(model: torch.nn.Module, path: Path) -> None:
@@ -261,7 +265,8 @@ def _result_config(cfg: dict) -> dict:
     return {"model": cfg["model"], "lg": cfg["lg"], "train": train}
 
 
-def _resume(path: Path, spec, cfg, vocab_size, fingerprint, model, optimizer, scheduler, ctx: DistContext) -> int:
+def _resume(path: Path, spec, cfg, seed, vocab_size, fingerprint, model, optimizer, scheduler,
+            ctx: DistContext) -> int:
     """Restore `last.pt` if it was written by this run, config and inputs; returns the completed epochs.
 
     A resume state of another run, config or inputs is moved aside (kept, never mixed
@@ -289,7 +294,7 @@ def _resume(path: Path, spec, cfg, vocab_size, fingerprint, model, optimizer, sc
     if len(rngs) == ctx.world_size:
         set_rng_state(rngs[ctx.rank])
     else:  # another process count: data order is unchanged, dropout masks are not
-        seed_everything(cfg["train"]["seed"] + 1000 * state["epoch"] + ctx.rank)
+        seed_everything(seed + 1000 * state["epoch"] + ctx.rank)
         if ctx.is_main:
             print(f"{path}: saved by {len(rngs)} processes, resumed by {ctx.world_size}: "
                   "RNG streams reseeded", flush=True)

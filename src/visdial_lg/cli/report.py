@@ -1,0 +1,76 @@
+"""`table`, `tables-markdown`, `figure`: the paper's tables and figures (report/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .registry import add_config_argument, command
+
+
+def _table_arguments(p):
+    p.add_argument("n", type=int, choices=range(1, 8), metavar="N")
+    p.add_argument("--inputs", nargs="+", required=True, type=Path)
+    p.add_argument("--dataset", required=True, choices=["visdial", "demo"])
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("table", "render one of the paper's tables as CSV", _table_arguments)
+def _table(args, config):
+    from ..evaluation.human import table7_rows
+    from ..report.tables import render_table, write_csv
+
+    human = None
+    if args.n == 7:
+        sheet, key = args.inputs[:2]
+        human = table7_rows(key, config.evaluate.human_judgments, sheet)
+    write_csv(render_table(args.n, args.inputs, args.dataset, config.evaluate.evalai_result, human,
+                           versions=tuple(config.versions)), args.out)
+
+
+def _tables_markdown_arguments(p):
+    p.add_argument("tables", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("tables-markdown", "all table CSVs as one Markdown file", _tables_markdown_arguments, config=False)
+def _tables_markdown(args, config):
+    from ..report.tables import markdown
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(args.tables))
+
+
+def _figure_arguments(p):
+    figures = p.add_subparsers(dest="figure", required=True, metavar="FIGURE")
+    f = figures.add_parser("attention", help="Figure 4: top-3 regions of LTMI and LTMI-LG per question (PNGs)")
+    f.add_argument("--ltmi", required=True, type=Path, help="LTMI checkpoint")
+    f.add_argument("--lg", required=True, type=Path, help="LTMI-LG checkpoint")
+    f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
+    f.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
+    f.add_argument("--vocab", required=True, type=Path)
+    f.add_argument("--images", required=True, nargs="+", type=Path, metavar="DIR", help="folders of the val images")
+    f.add_argument("--out-dir", required=True, type=Path, help="writes attention_{i}.png here")
+    f.add_argument("--device", default="cpu")
+    f = figures.add_parser("dialogs", help="Figure 5: example dialogs with both models' answers (Markdown + HTML)")
+    f.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen), ranks beside it")
+    f.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen), ranks beside it")
+    f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
+    f.add_argument("--vocab", required=True, type=Path)
+    f.add_argument("--out-md", required=True, type=Path)
+    f.add_argument("--out-html", required=True, type=Path)
+    for f in figures.choices.values():  # --config after each figure's own arguments, not on `figure`
+        add_config_argument(f)
+
+
+@command("figure", "the paper's qualitative figures on sampled val dialogs (evaluate.figure_samples)",
+         _figure_arguments, config=False)
+def _figure(args, config):
+    from ..report.figures import attention_figures, dialog_examples
+
+    count = config.evaluate.figure_samples
+    if args.figure == "attention":
+        attention_figures({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.features, args.vocab,
+                          args.images, args.out_dir, count, device=args.device)
+    else:
+        dialog_examples({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.out_md,
+                        args.out_html, count)
