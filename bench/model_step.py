@@ -24,7 +24,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers.model_batches import make_batch  # noqa: E402
 
-from visdial_lg.core.config import SCHEMA_PATH, LGConfig, ModelConfig  # noqa: E402
+from visdial_lg.core.config import Config, LGConfig, ModelConfig  # noqa: E402
 from visdial_lg.models.ltmi import build_model, count_parameters  # noqa: E402
 from visdial_lg.core.runs import parse_run_id  # noqa: E402
 
@@ -42,14 +42,9 @@ def visdial_like_batch(batch_size: int, seed: int) -> dict:
 
 
 def real_config() -> tuple[ModelConfig, LGConfig]:
-    """The schema defaults (= the real config's model sizes), read without jsonschema so the
-    benchmark also runs where only torch and pyyaml are installed."""
-    import yaml
-
-    props = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]
-    model = {name: spec["default"] for name, spec in props["model"]["properties"].items()}
-    return ModelConfig(**{f: model[f] for f in ModelConfig.__dataclass_fields__}), \
-        LGConfig(lambda_=props["lg"]["properties"]["lambda"]["default"])
+    """The schema defaults: the real config's model sizes."""
+    config = Config.from_dict({})
+    return config.model, config.lg
 
 
 def sync(device):

@@ -127,7 +127,7 @@ def test_schema_descriptions_cite_only_published_documents(repo):
 
 def test_schema_versions_are_the_packages():
     """The schema is data and cannot import: it must list the versions runs.VERSIONS defines."""
-    from visdial_lg.core.config import SCHEMA_PATH
+    from visdial_lg.core.schema import SCHEMA_PATH
     from visdial_lg.core.runs import VERSIONS
 
     versions = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["versions"]
@@ -140,7 +140,8 @@ def test_typed_config_has_one_field_per_schema_key():
     import dataclasses
     import typing
 
-    from visdial_lg.core.config import SCHEMA_PATH, Config
+    from visdial_lg.core.config import Config
+    from visdial_lg.core.schema import SCHEMA_PATH
 
     def check(cls, schema, where):
         hints = typing.get_type_hints(cls)
