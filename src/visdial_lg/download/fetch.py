@@ -270,6 +270,49 @@ def _check(path: Path, digest: str, size: int, expected: Expected, url: str) -> 
         raise ChecksumError(f"{url}: sha256 {digest} does not match {expected.sha256} from {expected.origin}")
 
 
+def _verify_existing(out: Path, expected) -> str:
+    """The sha256 of a file already at `out`, checked against what is expected of it."""
+    digest = sha256_of(out)
+    try:
+        _check(out, digest, out.stat().st_size, expected, str(out))
+    except ChecksumError as e:  # never deleted here: it may be the user's own file
+        raise ChecksumError(f"{e}; the file was already there, not downloaded: "
+                            f"remove {out} to download it again") from None
+    return digest
+
+
+def _fetch(url: str, out: Path, part: Path, expected, *, retries: int, backoff_s: float, timeout_s: float,
+           progress: bool) -> str:
+    """Fetch `url` into `part` (resuming it), retrying while attempts make progress; the
+    sha256 of the verified `part`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    hashed, failures, furthest = _PartHash(), 0, _part_size(part)
+    if furthest:
+        _say(f"resuming {part} at byte {furthest}")
+    while True:
+        try:
+            _attempt(url, out, part, hashed, expected, timeout_s, progress)
+            break
+        except _Retry as e:
+            now = _part_size(part)
+            if now > furthest:  # progress resets the failure count
+                furthest, failures = now, 0
+            else:
+                failures += 1
+            if failures > retries:
+                raise DownloadError(f"{url}: giving up after {retries} retries without progress ({e})") from None
+            delay = min(backoff_s * 2 ** max(failures - 1, 0), MAX_BACKOFF_S)
+            _say(f"{e}; retrying in {delay:.1f} s")
+            time.sleep(delay)
+    digest = hashed.h.hexdigest()
+    try:
+        _check(part, digest, _part_size(part), expected, url)
+    except ChecksumError:
+        _discard(part, hashed)  # a bad .part must not be resumed or used
+        raise
+    return digest
+
+
 def download(
     url: str,
     out: str | os.PathLike,
@@ -303,38 +346,10 @@ def download(
         _say(f"no sha256 and no lock file for {name}: its content will not be verified")
 
     if out.exists():  # e.g. a rerun after the lock entry was lost: verify, never re-fetch over it
-        digest = sha256_of(out)
-        try:
-            _check(out, digest, out.stat().st_size, expected, str(out))
-        except ChecksumError as e:  # never deleted here: it may be the user's own file
-            raise ChecksumError(f"{e}; the file was already there, not downloaded: "
-                                f"remove {out} to download it again") from None
+        digest = _verify_existing(out, expected)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        hashed, failures, furthest = _PartHash(), 0, _part_size(part)
-        if furthest:
-            _say(f"resuming {part} at byte {furthest}")
-        while True:
-            try:
-                _attempt(url, out, part, hashed, expected, timeout_s, progress)
-                break
-            except _Retry as e:
-                now = _part_size(part)
-                if now > furthest:  # progress resets the failure count
-                    furthest, failures = now, 0
-                else:
-                    failures += 1
-                if failures > retries:
-                    raise DownloadError(f"{url}: giving up after {retries} retries without progress ({e})") from None
-                delay = min(backoff_s * 2 ** max(failures - 1, 0), MAX_BACKOFF_S)
-                _say(f"{e}; retrying in {delay:.1f} s")
-                time.sleep(delay)
-        digest = hashed.h.hexdigest()
-        try:
-            _check(part, digest, _part_size(part), expected, url)
-        except ChecksumError:
-            _discard(part, hashed)  # a bad .part must not be resumed or used
-            raise
+        digest = _fetch(url, out, part, expected, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
+                        progress=progress)
 
     if expected.sha256 is None and lock is not None:
         size = (out if out.exists() else part).stat().st_size
