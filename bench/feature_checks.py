@@ -18,9 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from visdial_lg.features.store import (
-    FeatureLayout, FeatureReader, valid_box_mask, check_finite_features, create_datasets,
-)
+from visdial_lg.features.reader import FeatureReader
+from visdial_lg.features.store import FeatureLayout, check_finite_features, create_datasets, valid_box_mask
 
 
 def write_file(path: Path, n: int, read_rows: int, K: int = 100) -> None:

@@ -29,7 +29,8 @@ from visdial_lg.features.extract import extract_features
 from visdial_lg.features.images import images_of_dialogs, list_image_folders
 from visdial_lg.features.merge import import_ltmi, merge_shards
 from visdial_lg.features.model import build_detector
-from visdial_lg.features.store import FeatureReader, PartialFeatureFile, partial_path
+from visdial_lg.features.reader import FeatureReader
+from visdial_lg.features.store import PartialFeatureFile, partial_path
 
 TINY = {"depth": 50, "res5_halve": True, "min_size": 48, "max_size": 64, "post_nms_topk": 4,
         "min_boxes": 3, "max_boxes": 3, "top_attrs": 4, "batch_size": 4, "num_workers": 0,

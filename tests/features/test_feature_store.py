@@ -15,7 +15,8 @@ import pytest
 from visdial_lg.core.errors import InputFormatError
 from visdial_lg.features import store
 from visdial_lg.features.merge import import_ltmi
-from visdial_lg.features.store import FeatureLayout, FeatureReader, PartialFeatureFile, check_layout, partial_path
+from visdial_lg.features.reader import FeatureReader
+from visdial_lg.features.store import FeatureLayout, PartialFeatureFile, check_layout, partial_path
 
 from helpers.ltmi_file import A, D, K, write_ltmi
 

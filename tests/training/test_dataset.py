@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from visdial_lg.training.dataset import EOS, PAD, SOS, VisDialDataset, collate
 from visdial_lg.core.errors import InputFormatError
-from visdial_lg.features.merge import write_skipped_manifest
+from visdial_lg.features.store import write_skipped_manifest
 
 R, O, K = 10, 100, 5
 

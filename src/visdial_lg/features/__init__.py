@@ -6,6 +6,7 @@
 - `model`: the Faster R-CNN (preprocess, backbone, RPN, RoI heads, selection) and its builder
 - `backbone`, `anchors`, `rpn`, `roi_heads`, `selection`: the network's parts, in order
 - `weights`: reading the public weights pickle safely, its layout, random weights
-- `store`: the feature file: layout, checks, the resumable partial file, the reader
+- `store`: the feature file: layout, checks, the resumable partial file
+- `reader`: rows of a feature file by image id, checked at open
 - `merge`: shards into one file; an LTMI feature file into ours
 """

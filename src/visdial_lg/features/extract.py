@@ -26,8 +26,7 @@ from ..core.config import FeaturesConfig, as_dict
 from ..core.errors import InputFormatError, VisdialLGError
 from ..core.files import read_json, sha256_of
 from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
-from .merge import progress_bar, write_skipped_manifest
-from .store import FeatureLayout, PartialFeatureFile
+from .store import FeatureLayout, PartialFeatureFile, progress_bar, write_skipped_manifest
 
 FEATURE_DIM = 2048
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -8,40 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from ..core.errors import InputFormatError
-from ..core.files import write_text_atomic
 from .store import (
-    FeatureLayout, PartialFeatureFile, check_feature_dim, check_layout, check_rows, check_values, set_attrs,
+    FeatureLayout, PartialFeatureFile, check_feature_dim, check_layout, check_rows, check_values, progress_bar,
+    set_attrs, skipped_manifest_path, write_skipped_manifest,
 )
 
 # Attributes that every shard of one extraction shares; merged files keep them.
 SHARED_ATTRS = ("extractor_config", "weights", "weights_sha256", "boxes_sha256", "image_list_sha256")
 COPY_BLOCK = 64  # rows per read/write when copying
-
-
-def progress_bar(total: int, initial: int, desc: str) -> tqdm:
-    """images and images/s; into a log file (no terminal) only every 30 s, not ten times a second."""
-    return tqdm(total=total, initial=initial, unit="img", desc=desc, smoothing=0.1,
-                mininterval=0.1 if sys.stderr.isatty() else 30)
-
-
-def skipped_manifest_path(out: str | Path) -> Path:
-    return Path(f"{out}.skipped.json")
-
-
-def write_skipped_manifest(out: str | Path, skipped: list[dict]) -> Path:
-    """`OUT.skipped.json`: {"features": OUT, "skipped": [{image_id, path, reason}]} (read by the dataset)."""
-    return write_text_atomic(skipped_manifest_path(out),
-                              json.dumps({"features": Path(out).name, "skipped": skipped}, indent=1) + "\n")
 
 
 @dataclass

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.errors import InputFormatError
-from ..features.merge import skipped_manifest_path
-from ..features.store import FeatureReader
+from ..features.reader import FeatureReader
+from ..features.store import skipped_manifest_path
 from ..text.vocab import Vocabulary
 
 PAD, SOS, EOS = Vocabulary.PAD, Vocabulary.SOS, Vocabulary.EOS
