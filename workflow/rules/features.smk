@@ -6,6 +6,7 @@ FEATURES = config["features"]
 IMPORTED = [s for s, path in FEATURES["existing"].items() if path]
 EXTRACTED = [s for s in IMAGE_FOLDERS if s not in IMPORTED]
 NSHARDS = FEATURES["shards"]
+SHARD = "results/features/{imageset}/shard-{shard}-of-{nshards}.h5"  # one extraction job's rows
 
 
 def given_boxes_path():
@@ -36,7 +37,7 @@ rule extract_features:
         weights=weights_input(),
         boxes=given_boxes_input(),
     output:
-        "results/features/{imageset}/shard-{shard}-of-{nshards}.h5",
+        SHARD,
     log:
         "results/logs/extract/{imageset}-{shard}-of-{nshards}.log",
     benchmark:
@@ -67,7 +68,7 @@ rule extract_features:
 rule merge_features:
     input:
         lambda w: expand(
-            "results/features/{imageset}/shard-{shard}-of-{nshards}.h5",
+            SHARD,
             imageset=w.imageset,
             shard=range(NSHARDS),
             nshards=NSHARDS,

@@ -7,7 +7,8 @@
 from visdial_lg.report.tables import TABLES, paper_tables, table_inputs
 
 PAPER_TABLES = paper_tables()
-ALL_TABLES = [f"results/table{n}.csv" for n in TABLES] + ["results/tables.md"]
+TABLE, TABLES_MD = "results/table{n}.csv", "results/tables.md"
+ALL_TABLES = [TABLE.format(n=n) for n in TABLES] + [TABLES_MD]
 
 
 def inputs_of_table(n):
@@ -22,7 +23,7 @@ rule table:
     input:
         lambda w: inputs_of_table(int(w.n)),
     output:
-        report("results/table{n}.csv", caption="../report/table.rst", category="Tables"),
+        report(TABLE, caption="../report/table.rst", category="Tables"),
     log:
         "results/logs/tables/table{n}.log",
     wildcard_constraints:
@@ -41,9 +42,9 @@ rule table:
 
 rule tables_markdown:
     input:
-        [f"results/table{n}.csv" for n in TABLES],
+        [TABLE.format(n=n) for n in TABLES],
     output:
-        report("results/tables.md", caption="../report/tables.rst", category="Tables"),
+        report(TABLES_MD, caption="../report/tables.rst", category="Tables"),
     log:
         "results/logs/tables/tables_md.log",
     localrule: True
@@ -58,7 +59,8 @@ FIGURE_IMAGES = IMAGE_FOLDERS[IMAGESET_OF[(MAIN_VERSION, "val")]]
 ATTENTION_FIGURES = [
     f"results/figures/attention_{i}.png" for i in range(config["evaluate"]["figure_samples"])
 ]
-ALL_FIGURES = ATTENTION_FIGURES + ["results/figures/dialogs.md", "results/figures/dialogs.html"]
+DIALOGS_MD, DIALOGS_HTML = "results/figures/dialogs.md", "results/figures/dialogs.html"
+ALL_FIGURES = ATTENTION_FIGURES + [DIALOGS_MD, DIALOGS_HTML]
 
 
 rule attention_figures:
@@ -98,9 +100,9 @@ rule dialog_figure:
         tokens=tokens_path(MAIN_VERSION, "val"),
         vocab=vocab_path(MAIN_VERSION),
     output:
-        md="results/figures/dialogs.md",
+        md=DIALOGS_MD,
         html=report(
-            "results/figures/dialogs.html",
+            DIALOGS_HTML,
             caption="../report/dialogs.rst",
             category="Figures",
             subcategory="Figure 5",
