@@ -6,30 +6,17 @@
 
 EVALUATE = config["evaluate"]
 
-
-def oracle_arg(grounding):
-    """LTMI-Human (Table 4) scores with the annotated regions: the user's file, or the demo's."""
-    if grounding != "oracle":
-        return ""
-    return f"--oracle {EVALUATE['oracle_annotations'] or f'{DEMO_ROOT}/grounding.json'}"
-
-
-def test_answers_input():
-    """Only the demo can score its test split: VisDial's test answers are held back by EvalAI."""
-    return DEMO_MANIFEST if DEMO else []
-
-
-def grounding_annotations_input():
-    user_file = EVALUATE["grounding_annotations"]
-    return ancient(user_file) if user_file else input_stamp("coco_instances_val2014")
-
-
-def grounding_annotations_arg():
-    user_file = EVALUATE["grounding_annotations"]
-    if user_file:
-        return f"--grounding {user_file}"
-    return f"--coco-instances {input_path('coco_instances_val2014')}"
-
+# LTMI-Human (Table 4) scores with the annotated regions: the user's file, or the demo's.
+ORACLE_ARG = f"--oracle {EVALUATE['oracle_annotations'] or f'{DEMO_ROOT}/grounding.json'}"
+# Only the demo can score its test split: VisDial's test answers are held back by EvalAI.
+TEST_ANSWERS_INPUT = DEMO_MANIFEST if DEMO else []
+TEST_ANSWERS_ARG = f"--test-answers {DEMO_ROOT}/visdial_1.0_test_answers.json" if DEMO else ""
+# Table 3's round boxes: the user's file, or derived from the COCO instances of val2014.
+GROUNDING_FILE = EVALUATE["grounding_annotations"]
+GROUNDING_INPUT = ancient(GROUNDING_FILE) if GROUNDING_FILE else input_stamp("coco_instances_val2014")
+GROUNDING_ARG = (
+    f"--grounding {GROUNDING_FILE}" if GROUNDING_FILE else f"--coco-instances {input_path('coco_instances_val2014')}"
+)
 
 rule evaluate:
     input:
@@ -46,7 +33,7 @@ rule evaluate:
         split="train|val",
         grounding="|".join(GROUNDING_VARIANTS),
     params:
-        oracle=lambda w: oracle_arg(w.grounding),
+        oracle=lambda w: ORACLE_ARG if w.grounding == "oracle" else "",
         device=DEVICE,
         cfg=config_arg("evaluate"),
     threads: RESOURCES["evaluate"]["threads"]
@@ -69,7 +56,7 @@ rule evaluate_test:
         checkpoint=paths.CHECKPOINT,
         tokens=paths.fill(paths.TOKENS, split="test"),
         features=lambda w: features_path(w.version, "test"),
-        test_answers=test_answers_input(),
+        test_answers=TEST_ANSWERS_INPUT,
     output:
         metrics=paths.fill(paths.EVALUATION, split="test", grounding="prior"),
         ranks=f"results/runs/{RUN}/test_prior.ranks.npz",
@@ -79,7 +66,7 @@ rule evaluate_test:
     wildcard_constraints:
         **RUN_WILDCARDS,
     params:
-        answers=f"--test-answers {DEMO_ROOT}/visdial_1.0_test_answers.json" if DEMO else "",
+        answers=TEST_ANSWERS_ARG,
         device=DEVICE,
         cfg=config_arg("evaluate"),
     threads: RESOURCES["evaluate"]["threads"]
@@ -102,7 +89,7 @@ rule grounding_accuracy:
         tokens=paths.TOKENS,
         features=lambda w: features_path(w.version, w.split),
         vocab=paths.VOCAB,
-        annotations=grounding_annotations_input(),
+        annotations=GROUNDING_INPUT,
     output:
         paths.GROUNDING,
     log:
@@ -110,7 +97,7 @@ rule grounding_accuracy:
     wildcard_constraints:
         **RUN_WILDCARDS,
     params:
-        annotations=grounding_annotations_arg(),
+        annotations=GROUNDING_ARG,
         device=DEVICE,
         cfg=config_arg("evaluate"),
     resources:

@@ -8,34 +8,21 @@ EXTRACTED = [s for s in IMAGE_FOLDERS if s not in IMPORTED]
 NSHARDS = FEATURES["shards"]
 SHARD = "results/features/{imageset}/shard-{shard}-of-{nshards}.h5"  # one extraction job's rows
 
-
-def given_boxes_path():
-    """The boxes JSON whose regions to describe instead of detecting them, or None."""
-    given = FEATURES["given_boxes"]
-    return f"{DEMO_ROOT}/region_boxes.json" if given == "demo" else given
-
-
-def given_boxes_input():
-    given = FEATURES["given_boxes"]
-    if not given:
-        return []
-    return DEMO_MANIFEST if given == "demo" else ancient(given)
-
-
-def weights_input():
-    weights = FEATURES["weights"]
-    if weights == "random":
-        return []
-    if weights == "download":
-        return [input_stamp("detector_weights")]
-    return [ancient(weights)]
-
+# Regions to describe instead of detecting them: a user's boxes JSON, the demo's, or none.
+GIVEN_BOXES = FEATURES["given_boxes"]
+BOXES_PATH = f"{DEMO_ROOT}/region_boxes.json" if GIVEN_BOXES == "demo" else GIVEN_BOXES
+BOXES_INPUT = [] if not GIVEN_BOXES else DEMO_MANIFEST if GIVEN_BOXES == "demo" else ancient(GIVEN_BOXES)
+# The detector weights: none (random), the download, or a user's file.
+WEIGHTS = FEATURES["weights"]
+WEIGHTS_INPUT = (
+    [] if WEIGHTS == "random" else [input_stamp("detector_weights")] if WEIGHTS == "download" else [ancient(WEIGHTS)]
+)
 
 rule extract_features:
     input:
         images=lambda w: [input_stamp(f) for f in IMAGE_FOLDERS[w.imageset]],
-        weights=weights_input(),
-        boxes=given_boxes_input(),
+        weights=WEIGHTS_INPUT,
+        boxes=BOXES_INPUT,
     output:
         SHARD,
     log:
@@ -49,7 +36,7 @@ rule extract_features:
     params:
         images=lambda w: " ".join(input_path(f) for f in IMAGE_FOLDERS[w.imageset]),
         weights=lambda w, input: input.weights[0] if input.weights else "random",
-        boxes=f"--boxes {given_boxes_path()}" if given_boxes_path() else "",
+        boxes=f"--boxes {BOXES_PATH}" if BOXES_PATH else "",
         device=DEVICE,
         cfg=config_arg("features"),
     threads: RESOURCES["extract"]["threads"]

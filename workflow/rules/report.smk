@@ -10,18 +10,15 @@ PAPER_TABLES = paper_tables()
 TABLE, TABLES_MD = "results/table{n}.csv", "results/tables.md"
 ALL_TABLES = [TABLE.format(n=n) for n in TABLES] + [TABLES_MD]
 
-
-def inputs_of_table(n):
-    """The result files table n is built from (visdial_lg/report/tables.py: ROWS and
-    table_inputs); Table 7 also reads the judgments once a user names them."""
-    inputs = table_inputs(n, tuple(config["versions"]))
-    judgments = config["evaluate"]["human_judgments"]
-    return inputs + ([ancient(judgments)] if n == 7 and judgments else [])
-
+# The result files each table is built from (visdial_lg/report/tables.py: ROWS and
+# table_inputs); Table 7 also reads the judgments once a user names them.
+JUDGMENTS = config["evaluate"]["human_judgments"]
+TABLE_INPUTS = {n: table_inputs(n, tuple(config["versions"])) for n in TABLES}
+TABLE_INPUTS[7] += [ancient(JUDGMENTS)] if JUDGMENTS else []
 
 rule table:
     input:
-        lambda w: inputs_of_table(int(w.n)),
+        lambda w: TABLE_INPUTS[int(w.n)],
     output:
         report(TABLE, caption="../report/table.rst", category="Tables"),
     log:

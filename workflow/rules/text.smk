@@ -7,21 +7,18 @@ wildcard_constraints:
     split="train|val|test",
 
 GLOVE = config["text"]["glove"]  # the demo has no GloVe file: configs/demo.yaml turns it off
-
-
-def dialogs_name(version, split):
-    return f"visdial_{version[1:]}_{split}"
+DIALOGS = "visdial_{number}_{split}"  # the input name of a version's split, e.g. visdial_1.0_train
 
 
 rule vocab:
     input:
-        train=lambda w: input_stamp(dialogs_name(w.version, "train")),
+        train=lambda w: input_stamp(DIALOGS.format(number=w.version[1:], split="train")),
     output:
         paths.VOCAB,
     log:
         "results/logs/vocab/{version}.log",
     params:
-        train=lambda w: input_path(dialogs_name(w.version, "train")),
+        train=lambda w: input_path(DIALOGS.format(number=w.version[1:], split="train")),
         cfg=config_arg("text"),
     threads: config["text"]["workers"]
     resources:
@@ -54,7 +51,7 @@ rule glove_embedding:
 
 rule tokenize:
     input:
-        dialogs=lambda w: input_stamp(dialogs_name(w.version, w.split)),
+        dialogs=lambda w: input_stamp(DIALOGS.format(number=w.version[1:], split=w.split)),
         dense=lambda w: (
             input_stamp("visdial_1.0_val_dense") if (w.version, w.split) == ("v1.0", "val") else []
         ),
@@ -64,7 +61,7 @@ rule tokenize:
     log:
         "results/logs/tokenize/{version}_{split}.log",
     params:
-        dialogs=lambda w: input_path(dialogs_name(w.version, w.split)),
+        dialogs=lambda w: input_path(DIALOGS.format(number=w.version[1:], split=w.split)),
         dense=lambda w: (
             f"--dense {input_path('visdial_1.0_val_dense')}"
             if (w.version, w.split) == ("v1.0", "val")

@@ -2,26 +2,19 @@
 # several GPUs the same rule launches torchrun (DDP, one process per GPU).
 
 
-def training_launcher(wildcards, resources):
-    """Our CLI, under torchrun when the job trains in several processes: one per
-    GPU the job asks for (resources.gpu: train.gpus, or a profile's set-resources),
-    or `train.cpu_processes` on CPU (gloo)."""
-    processes = resources.gpu if resources.gpu else config["train"]["cpu_processes"]
-    if processes <= 1:
-        return "python -m visdial_lg"
-    return f"python -m torch.distributed.run --standalone --nproc-per-node {processes} -m visdial_lg"
-
-
-def glove_input(wildcards):
-    return paths.GLOVE.format(version=wildcards.version) if config["text"]["glove"] else []
-
+# Our CLI, under torchrun when the job trains in several processes: one per GPU the job
+# asks for (resources.gpu: train.gpus, or a profile's set-resources), or
+# `train.cpu_processes` on CPU (gloo).
+CLI = "python -m visdial_lg"
+TORCHRUN = "python -m torch.distributed.run --standalone --nproc-per-node {processes} -m visdial_lg"
+CPU_PROCESSES = config["train"]["cpu_processes"]
 
 rule train:
     input:
         tokens=lambda w: tokens_path(w.version, "train"),
         features=lambda w: features_path(w.version, "train"),
         vocab=paths.VOCAB,
-        glove=glove_input,
+        glove=lambda w: paths.GLOVE.format(version=w.version) if config["text"]["glove"] else [],
     output:
         paths.CHECKPOINT,
     log:
@@ -31,7 +24,9 @@ rule train:
     wildcard_constraints:
         **RUN_WILDCARDS,
     params:
-        launcher=training_launcher,
+        launcher=lambda w, resources: (
+            TORCHRUN.format(processes=n) if (n := resources.gpu or CPU_PROCESSES) > 1 else CLI
+        ),
         glove=lambda w, input: f"--glove {input.glove}" if input.glove else "",
         out=lambda w, output: os.path.dirname(output[0]),
         device=DEVICE,
