@@ -73,6 +73,18 @@ def test_caffe_layout_pth_round_trip_gives_identical_outputs(tmp_path):
     _assert_same_outputs(build_detector(FEATURES, str(path)))
 
 
+
+@pytest.mark.parametrize("kind", ["pickle", "torch"])
+def test_a_download_without_suffix_is_read_by_its_content(tmp_path, kind):
+    """`features.weights: download` saves the file as resources/downloads/detector_weights:
+    no suffix says what it is, so its first bytes do (a zip = torch.save, else a pickle)."""
+    path = tmp_path / "detector_weights"
+    if kind == "pickle":
+        save_public_pickle(_detector(), path)
+    else:
+        torch.save({"model": to_public(_detector().state_dict(), layout="caffe")}, path)
+    _assert_same_outputs(build_detector(FEATURES, str(path)))
+
 def test_two_way_softmax_objectness_becomes_one_logit_per_anchor():
     fg_bg = torch.randn(24, 512, 1, 1)
     internal = to_internal({"proposal_generator.rpn_head.objectness_logits.weight": fg_bg})

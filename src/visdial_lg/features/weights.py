@@ -4,7 +4,9 @@ Files:
 - `.pkl`: the public converted pickles (`{"model": {name: ndarray}}`, detectron2 names),
   read with an unpickler that only builds numpy arrays and plain containers;
 - `.pth` / `.pt` / `.bin`: torch state dicts (MIL, the HF copy), read with `weights_only=True`
-  (tensors, or numpy arrays through the same allow-list as the pickles).
+  (tensors, or numpy arrays through the same allow-list as the pickles);
+- any other name (the download is saved as `resources/downloads/detector_weights`, without
+  a suffix): a torch zip checkpoint if the file starts as a zip, else a pickle.
 
 Two layouts exist; both are converted to this package's internal one (Caffe's):
 - "detectron2" (AIR pickles, HF copy): 12 sigmoid objectness logits in detectron2's
@@ -99,12 +101,26 @@ def _read_pickle(path: Path) -> dict:
         return _ArraysOnlyUnpickler(f, encoding="latin1").load()
 
 
+TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+
+
+def _is_pickle(path: Path) -> bool:
+    """A public pickle, by name (.pkl) or, for names without a known suffix, by content."""
+    if path.suffix == ".pkl":
+        return True
+    if path.suffix in TORCH_SUFFIXES:
+        return False
+    with open(path, "rb") as f:
+        return f.read(len(ZIP_MAGIC)) != ZIP_MAGIC
+
+
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """name -> tensor (float32) from a .pkl or a torch checkpoint; raises WeightsError."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    if path.suffix != ".pkl":
+    if not _is_pickle(path):
         # weights_only, widened to numpy arrays (a .pth may hold them instead of tensors).
         data = load_tensors(path, "weights file", safe_globals=_ArraysOnlyUnpickler.allowed_objects(),
                             error=WeightsError)
