@@ -14,13 +14,11 @@ import h5py
 import numpy as np
 
 from ..core.errors import InputFormatError
+from ..core.paths import FEATURES
 from .layout import DemoImage
 from .regenerate import ATTRIBUTES, object_labels, regenerate
 
 PROBE_MIN = {"colour": 0.95, "shape": 0.80}  # goal 1: held-out probe accuracy
-# The features file of each image set's images (one image set per feature file).
-FEATURES_OF_SET = {"train2014": "trainval2014", "val2014": "trainval2014", "val2018": "val2018",
-                   "test2018": "test2018"}
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,7 +156,7 @@ def probe_demo(demo_dir: str | Path, folds: int = 5, seed: int = 0, c: float = 1
     demo_dir = Path(demo_dir)
     resources = demo_dir / "resources" / "demo"
     images = regenerate(resources)["train2014"]
-    features_path = demo_dir / "results" / "features" / f"{FEATURES_OF_SET['train2014']}.h5"
+    features_path = demo_dir / FEATURES.format(imageset="trainval2014")  # train2014 + val2014 images
     rows = object_rows(features_path, images)
     if len(rows.image_id) == 0:
         raise InputFormatError(f"{features_path}: no region matches an annotated object of the train2014 images")

@@ -40,7 +40,7 @@ import yaml
 
 from ..core.config import DemoConfig
 from ..core.errors import InputFormatError
-from ..core.files import sha256_of
+from ..core.files import sha256_of, write_text_atomic
 from ..text.vocab import GLOVE_DIM
 
 MANIFEST = "MANIFEST.json"
@@ -151,7 +151,7 @@ def write_glove(path: Path, words: list[str], seed: int, dim: int = GLOVE_DIM) -
     """GloVe 840B's text format: `word v1 ... v300`, space separated, one word a line."""
     lines = [" ".join([word, *(f"{v:.5f}" for v in glove_vector(word, seed, dim))])
              for word in [EXTRA_WORDS[0], *words, *EXTRA_WORDS[1:]]]
-    _write_bytes(path, ("\n".join(lines) + "\n").encode())
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def write_detector_weights(path: Path, seed: int) -> None:
@@ -176,13 +176,6 @@ def overlay(out: Path) -> dict:
         "train": {"epochs": EPOCHS},
         "features": {"batch_size": CPU_FEATURE_BATCH},
     }
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _files(out: Path) -> dict[str, dict]:
@@ -216,7 +209,7 @@ def write_rehearsal(out: str | Path, sizes: Sizes = Sizes()) -> Path:
                 (out / name).is_file() and (out / name).stat().st_size == entry["bytes"]
                 for name, entry in manifest.get("files", {}).items()):
             print(f"rehearsal: {out} already holds these inputs", file=sys.stderr)
-            _write_bytes(overlay_path, _overlay_text(out))  # the folder may have moved
+            write_text_atomic(overlay_path, _overlay_text(out))  # the folder may have moved
             return overlay_path
     out.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)  # incomplete until written again, last
@@ -224,16 +217,16 @@ def write_rehearsal(out: str | Path, sizes: Sizes = Sizes()) -> Path:
     write_dataset(out, sizes)
     write_glove(out / GLOVE_FILE, dataset_words(out), sizes.seed)
     write_detector_weights(out / WEIGHTS_FILE, sizes.seed)
-    _write_bytes(overlay_path, _overlay_text(out))
+    write_text_atomic(overlay_path, _overlay_text(out))
     manifest = {"generator": "visdial_lg.demo.rehearsal", "parameters": parameters, "files": _files(out)}
-    _write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
     return overlay_path
 
 
-def _overlay_text(out: Path) -> bytes:
+def _overlay_text(out: Path) -> str:
     header = ("# The rehearsal's overlay (python -m visdial_lg.demo.rehearsal): merge it on top of the\n"
               "# real config, `--configfile config.yaml <this file>` (docs/rehearsal.md).\n")
-    return (header + yaml.safe_dump(overlay(out), sort_keys=False)).encode()
+    return header + yaml.safe_dump(overlay(out), sort_keys=False)
 
 
 def main(argv: list[str] | None = None) -> int:
