@@ -34,14 +34,7 @@ shell.prefix(
     )
 )
 
-# Region features are extracted per image set (docs/formats.md).
-IMAGESET_OF = {
-    ("v0.9", "train"): "trainval2014",
-    ("v0.9", "val"): "trainval2014",
-    ("v1.0", "train"): "trainval2014",
-    ("v1.0", "val"): "val2018",
-    ("v1.0", "test"): "test2018",
-}
+IMAGESET_OF = paths.IMAGESET_OF  # region features are extracted per image set
 IMAGE_FOLDERS = {
     "trainval2014": ["images_train2014", "images_val2014"],
     "val2018": ["images_val2018"],
@@ -148,12 +141,8 @@ def run_id(version, model, decoder):
     return f"{version}-{model}-{decoder}"
 
 
-def features_path(version, split):
-    return paths.FEATURES.format(imageset=IMAGESET_OF[(version, split)])
-
-
-def tokens_path(version, split):
-    return paths.TOKENS.format(version=version, split=split)
+features_path = paths.features_path
+tokens_path = paths.tokens_path
 
 
 def vocab_path(version):

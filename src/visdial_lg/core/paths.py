@@ -14,6 +14,14 @@ VOCAB = "results/text/{version}_vocab.json"
 GLOVE = "results/text/{version}_glove.pt"
 TOKENS = "results/text/{version}_{split}.h5"
 FEATURES = "results/features/{imageset}.h5"
+# Region features are extracted per image set (docs/formats.md): which set a split's images are in.
+IMAGESET_OF = {
+    ("v0.9", "train"): "trainval2014",
+    ("v0.9", "val"): "trainval2014",
+    ("v1.0", "train"): "trainval2014",
+    ("v1.0", "val"): "val2018",
+    ("v1.0", "test"): "test2018",
+}
 CHECKPOINT = f"results/runs/{RUN}/checkpoint.pt"
 EVALUATION = f"results/runs/{RUN}/{{split}}_{{grounding}}.json"
 GROUNDING = f"results/grounding/{RUN}_{{split}}.json"
@@ -32,6 +40,14 @@ def checkpoint_path(run: str) -> str:
 
 def evaluation_path(run: str, split: str, grounding: str = "prior") -> str:
     return EVALUATION.format(**_run_fields(run), split=split, grounding=grounding)
+
+
+def features_path(version: str, split: str) -> str:
+    return FEATURES.format(imageset=IMAGESET_OF[(version, split)])
+
+
+def tokens_path(version: str, split: str) -> str:
+    return TOKENS.format(version=version, split=split)
 
 
 def grounding_path(run: str, split: str) -> str:
