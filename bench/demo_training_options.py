@@ -1,0 +1,120 @@
+"""Goals 2-3 of the demo (docs/demo.md, "Training and the image"): what the demo's training
+settings change. For each option (a `train:` override on top of configs/demo.yaml) one run is
+trained on a finished demo's files with the project's training loop (`training.loop.train`, as
+the train rule runs it), then evaluated on val (`evaluation.evaluate.evaluate`) with the four
+groundings of Table 4 (its own, Mean, Random, the annotated regions) and once more with
+another image's features: a copy of the val features file whose image ids are rotated by one
+row, so every dialog reads the regions of a different image. For each evaluation: MRR, and
+goal 2's share of rounds whose top answer has the ground truth's answer type.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/demo_training_options.py --demo demo --work /tmp/trainopt \
+        [--run v1.0-ltmi-gen] [--options old,paper40,constant40,adopted] > options.json
+
+Options: old (the demo before: 3 epochs of 16 dialogs, the paper's decay every 2 epochs),
+paper40 (40 epochs, decay every 2), constant40 (40 epochs, constant lr), constant40_lr3e-3,
+batch4_40 (40 epochs of 4 dialogs, constant lr), batch16_15 (15 epochs of 16, constant lr),
+constant8 and constant30 (8 or 30 epochs of 16, constant lr: for a larger demo),
+adopted (configs/demo.yaml as it is). A run's folder under --work is reused when its
+checkpoint exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+# bench/ holds scripts named like stdlib modules (tokenize.py): keep it off the import path.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+from visdial_lg.core import paths  # noqa: E402
+from visdial_lg.core.config import Config, load_config  # noqa: E402
+from visdial_lg.core.runs import GROUNDING_VARIANTS, parse_run_id  # noqa: E402
+from visdial_lg.demo.evidence import answer_fit, val_rounds  # noqa: E402
+from visdial_lg.evaluation.evaluate import EvalInputs, evaluate, ranks_file  # noqa: E402
+from visdial_lg.training.loop import TrainInputs, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+OPTIONS = {
+    "old": {"epochs": 3, "batch_size": 16, "decay_every": 2},
+    "paper40": {"epochs": 40, "batch_size": 16, "decay_every": 2},
+    "constant40": {"epochs": 40, "batch_size": 16, "decay_every": 40},
+    "constant40_lr3e-3": {"epochs": 40, "batch_size": 16, "decay_every": 40, "lr": 3e-3},
+    "batch4_40": {"epochs": 40, "batch_size": 4, "decay_every": 40},
+    "batch16_15": {"epochs": 15, "batch_size": 16, "decay_every": 15},
+    "constant8": {"epochs": 8, "batch_size": 16, "decay_every": 8},
+    "constant30": {"epochs": 30, "batch_size": 16, "decay_every": 30},
+    "adopted": {},
+}
+OTHER_IMAGE = "other_image"  # the evaluation on another image's features
+
+
+def other_image_features(features: Path, out: Path) -> Path:
+    """A copy of `features` in which row r carries the image id of row r+1 (the last, row 0's)."""
+    if not out.exists():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.copyfile(features, tmp)
+        with h5py.File(tmp, "r+") as f:
+            f["image_id"][:] = np.roll(f["image_id"][:], -1)
+        tmp.rename(out)
+    return out
+
+
+def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, seed: int | None) -> dict:
+    version = parse_run_id(run).version
+    overrides = {"train": dict(train_overrides, **({"seed": seed} if seed is not None else {}))}
+    config = Config.from_dict(load_config(REPO / "config.yaml", REPO / "configs/demo.yaml", overrides=overrides))
+    out = work / name / run
+    checkpoint = out / "checkpoint.pt"
+    start = time.process_time()
+    if not checkpoint.exists():
+        inputs = TrainInputs(tokens=str(demo / paths.tokens_path(version, "train")),
+                             features=str(demo / paths.features_path(version, "train")),
+                             vocab=str(demo / paths.VOCAB.format(version=version)), glove=None)
+        train(run, inputs, out, config, device="cpu")
+    result = {"option": name, "train": overrides["train"], "train_cpu_seconds": round(time.process_time() - start, 1)}
+    val_features = demo / paths.features_path(version, "val")
+    rounds = val_rounds(demo / "resources" / "demo", version)
+    for grounding in (*GROUNDING_VARIANTS, OTHER_IMAGE):
+        features = (other_image_features(val_features, work / f"{version}_val_other_image.h5")
+                    if grounding == OTHER_IMAGE else val_features)
+        metrics_path = out / f"val_{grounding}.json"
+        metrics = evaluate(EvalInputs(
+            checkpoint=checkpoint, tokens=demo / paths.tokens_path(version, "val"), features=features, split="val",
+            grounding="prior" if grounding == OTHER_IMAGE else grounding,
+            oracle=demo / "resources" / "demo" / "grounding.json" if grounding == "oracle" else None,
+            test_answers=None, submission=None), metrics_path, batch_size=64)
+        with np.load(ranks_file(metrics_path)) as ranks:
+            result[grounding] = {
+                decoder: {"mrr": round(100 * m["mrr"], 2),
+                          "answer_type": round(100 * answer_fit(ranks[decoder], ranks["image_id"], rounds)["type_match"], 1)}
+                for decoder, m in metrics["decoders"].items()}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", default="demo", type=Path, help="a finished demo working directory")
+    parser.add_argument("--work", required=True, type=Path, help="where the runs and the rotated features go")
+    parser.add_argument("--run", default="v1.0-ltmi-gen")
+    parser.add_argument("--options", default="old,paper40,constant40,adopted")
+    parser.add_argument("--seed", type=int, help="train.seed (default: the config's)")
+    args = parser.parse_args()
+    names = args.options.split(",")
+    unknown = [n for n in names if n not in OPTIONS]
+    if unknown:
+        parser.error(f"unknown option(s) {', '.join(unknown)} (one of {', '.join(OPTIONS)})")
+    with contextlib.redirect_stdout(sys.stderr):  # training's progress lines: stdout is the JSON
+        results = [measure(args.demo, args.work, args.run, n, OPTIONS[n], args.seed) for n in names]
+    print(json.dumps({"demo": str(args.demo), "run": args.run, "options": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
