@@ -16,6 +16,12 @@ batch4_40 (40 epochs of 4 dialogs, constant lr), batch16_15 (15 epochs of 16, co
 constant8 and constant30 (8 or 30 epochs of 16, constant lr: for a larger demo),
 adopted (configs/demo.yaml as it is). A run's folder under --work is reused when its
 checkpoint exists.
+
+--perfect-features: a diagnostic, never a demo option (the demo's features come out of its
+extractor). The runs train and evaluate on copies of the feature files in which each object's
+region holds its attributes one-hot (shape, colour, size, position; 16 entries of value 5, the
+other 2032 zero) and every other region is all zero: what the model can do with the best
+features there are.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from visdial_lg.core import paths  # noqa: E402
 from visdial_lg.core.config import Config, load_config  # noqa: E402
 from visdial_lg.core.runs import GROUNDING_VARIANTS, parse_run_id  # noqa: E402
 from visdial_lg.demo.evidence import answer_fit, val_rounds  # noqa: E402
+from visdial_lg.demo.probe import box_iou  # noqa: E402
+from visdial_lg.demo.regenerate import object_labels, regenerate  # noqa: E402
+from visdial_lg.demo.scenes import COLOURS, POSITIONS, SHAPES, SIZES  # noqa: E402
 from visdial_lg.evaluation.evaluate import EvalInputs, evaluate, ranks_file  # noqa: E402
 from visdial_lg.training.loop import TrainInputs, train  # noqa: E402
 
@@ -54,6 +63,8 @@ OPTIONS = {
     "adopted": {},
 }
 OTHER_IMAGE = "other_image"  # the evaluation on another image's features
+ATTRIBUTE_VALUES = {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "position": list(POSITIONS)}
+PERFECT_VALUE = 5.0
 
 
 def other_image_features(features: Path, out: Path) -> Path:
@@ -67,20 +78,48 @@ def other_image_features(features: Path, out: Path) -> Path:
     return out
 
 
-def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, seed: int | None) -> dict:
+def perfect_features(demo: Path, features: Path, out: Path) -> Path:
+    """A copy of `features` whose object regions hold their attributes one-hot (see --perfect-features)."""
+    if out.exists():
+        return out
+    objects = {im.image_id: object_labels(im) for images in regenerate(demo / "resources" / "demo").values()
+               for im in images}
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.copyfile(features, tmp)
+    with h5py.File(tmp, "r+") as f:
+        rows = np.zeros(f["features"].shape, np.float32)
+        for row, image_id in enumerate(f["image_id"][:]):
+            labels = objects[int(image_id)]
+            overlaps = box_iou(np.array([o["box"] for o in labels]), f["boxes"][row, :int(f["num_boxes"][row])])
+            for obj, overlap in zip(labels, overlaps):
+                offset = 0
+                for name, values in ATTRIBUTE_VALUES.items():
+                    rows[row, int(overlap.argmax()), offset + values.index(obj[name])] = PERFECT_VALUE
+                    offset += len(values)
+        f["features"][:] = rows
+    tmp.rename(out)
+    return out
+
+
+def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, seed: int | None,
+            perfect: bool = False) -> dict:
     version = parse_run_id(run).version
     overrides = {"train": dict(train_overrides, **({"seed": seed} if seed is not None else {}))}
     config = Config.from_dict(load_config(REPO / "config.yaml", REPO / "configs/demo.yaml", overrides=overrides))
     out = work / name / run
     checkpoint = out / "checkpoint.pt"
     start = time.process_time()
+    def features_of(split: str) -> Path:
+        path = demo / paths.features_path(version, split)
+        return perfect_features(demo, path, work / f"perfect_{path.name}") if perfect else path
+
     if not checkpoint.exists():
         inputs = TrainInputs(tokens=str(demo / paths.tokens_path(version, "train")),
-                             features=str(demo / paths.features_path(version, "train")),
+                             features=str(features_of("train")),
                              vocab=str(demo / paths.VOCAB.format(version=version)), glove=None)
         train(run, inputs, out, config, device="cpu")
     result = {"option": name, "train": overrides["train"], "train_cpu_seconds": round(time.process_time() - start, 1)}
-    val_features = demo / paths.features_path(version, "val")
+    val_features = features_of("val")
     rounds = val_rounds(demo / "resources" / "demo", version)
     for grounding in (*GROUNDING_VARIANTS, OTHER_IMAGE):
         features = (other_image_features(val_features, work / f"{version}_val_other_image.h5")
@@ -106,14 +145,19 @@ def main() -> None:
     parser.add_argument("--run", default="v1.0-ltmi-gen")
     parser.add_argument("--options", default="old,paper40,constant40,adopted")
     parser.add_argument("--seed", type=int, help="train.seed (default: the config's)")
+    parser.add_argument("--perfect-features", action="store_true",
+                        help="diagnostic: train and evaluate on one-hot attribute features (see above)")
     args = parser.parse_args()
     names = args.options.split(",")
     unknown = [n for n in names if n not in OPTIONS]
     if unknown:
         parser.error(f"unknown option(s) {', '.join(unknown)} (one of {', '.join(OPTIONS)})")
+    args.work.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(sys.stderr):  # training's progress lines: stdout is the JSON
-        results = [measure(args.demo, args.work, args.run, n, OPTIONS[n], args.seed) for n in names]
-    print(json.dumps({"demo": str(args.demo), "run": args.run, "options": results}, indent=1))
+        results = [measure(args.demo, args.work, args.run, n, OPTIONS[n], args.seed, args.perfect_features)
+                   for n in names]
+    print(json.dumps({"demo": str(args.demo), "run": args.run, "perfect_features": args.perfect_features,
+                      "options": results}, indent=1))
 
 
 if __name__ == "__main__":
