@@ -34,21 +34,18 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from visdial_lg.demo.dialogs import make_dialog  # noqa: E402
-from visdial_lg.demo.scenes import COLOURS, MAX_OBJECTS, POSITIONS, SHAPES, SIZES, sample_scene  # noqa: E402
+from visdial_lg.demo.regenerate import ATTRIBUTES, ONE_HOT_DIM, one_hot_attributes  # noqa: E402
+from visdial_lg.demo.scenes import MAX_OBJECTS, sample_scene  # noqa: E402
 
-ATTRIBUTES = {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "position": list(POSITIONS)}
-FEATURE_DIM = sum(len(v) for v in ATTRIBUTES.values())
 VAL_IMAGES, VAL_SEED_OFFSET = 300, 10**6  # held-out images: seeds no training image uses
 
 
 def perfect_features(scene) -> tuple[torch.Tensor, torch.Tensor]:
     """[MAX_OBJECTS, 16] one-hot attributes per object (zero rows pad), mask [MAX_OBJECTS]."""
-    features = torch.zeros(MAX_OBJECTS, FEATURE_DIM)
+    features = torch.zeros(MAX_OBJECTS, ONE_HOT_DIM)
     for k in range(len(scene.objects)):
-        offset = 0
-        for name, values in ATTRIBUTES.items():
-            features[k, offset + values.index(scene.attribute(k, name))] = 1.0
-            offset += len(values)
+        for index, value in one_hot_attributes({a: scene.attribute(k, a) for a in ATTRIBUTES}):
+            features[k, index] = value
     mask = torch.arange(MAX_OBJECTS) < len(scene.objects)
     return features, mask
 
@@ -72,7 +69,7 @@ class AttentionClassifier(nn.Module):
         self.use_image = use_image
         self.embedding = nn.Embedding(words, embed, padding_idx=0)
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
-        self.region = nn.Sequential(nn.Linear(FEATURE_DIM, hidden), nn.ReLU(), nn.LayerNorm(hidden))
+        self.region = nn.Sequential(nn.Linear(ONE_HOT_DIM, hidden), nn.ReLU(), nn.LayerNorm(hidden))
         self.key = nn.Linear(hidden, hidden)
         self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, meanings))
 

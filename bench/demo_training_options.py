@@ -45,8 +45,7 @@ from visdial_lg.core.config import Config, load_config  # noqa: E402
 from visdial_lg.core.runs import GROUNDING_VARIANTS, parse_run_id  # noqa: E402
 from visdial_lg.demo.evidence import answer_fit, val_rounds  # noqa: E402
 from visdial_lg.demo.probe import box_iou  # noqa: E402
-from visdial_lg.demo.regenerate import object_labels, regenerate  # noqa: E402
-from visdial_lg.demo.scenes import COLOURS, POSITIONS, SHAPES, SIZES  # noqa: E402
+from visdial_lg.demo.regenerate import object_labels, one_hot_attributes, regenerate  # noqa: E402
 from visdial_lg.evaluation.evaluate import EvalInputs, evaluate, ranks_file  # noqa: E402
 from visdial_lg.training.loop import TrainInputs, train  # noqa: E402
 
@@ -63,42 +62,39 @@ OPTIONS = {
     "adopted": {},
 }
 OTHER_IMAGE = "other_image"  # the evaluation on another image's features
-ATTRIBUTE_VALUES = {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "position": list(POSITIONS)}
 PERFECT_VALUE = 5.0
 
 
-def other_image_features(features: Path, out: Path) -> Path:
-    """A copy of `features` in which row r carries the image id of row r+1 (the last, row 0's)."""
+def edited_copy(features: Path, out: Path, edit) -> Path:
+    """`out`: a copy of the features file with `edit(h5py file)` applied, made once (via a .tmp name)."""
     if not out.exists():
         tmp = out.with_name(out.name + ".tmp")
         shutil.copyfile(features, tmp)
         with h5py.File(tmp, "r+") as f:
-            f["image_id"][:] = np.roll(f["image_id"][:], -1)
+            edit(f)
         tmp.rename(out)
     return out
 
 
-def perfect_features(demo: Path, features: Path, out: Path) -> Path:
-    """A copy of `features` whose object regions hold their attributes one-hot (see --perfect-features)."""
-    if out.exists():
-        return out
-    objects = {im.image_id: object_labels(im) for images in regenerate(demo / "resources" / "demo").values()
-               for im in images}
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.copyfile(features, tmp)
-    with h5py.File(tmp, "r+") as f:
+def rotate_image_ids(f: h5py.File) -> None:
+    """Row r takes the image id of row r+1 (the last, row 0's): every image reads another's regions."""
+    f["image_id"][:] = np.roll(f["image_id"][:], -1)
+
+
+def write_perfect_features(demo: Path):
+    """An edit that puts each object's attributes one-hot on its region, all else zero (--perfect-features)."""
+    def edit(f: h5py.File) -> None:
+        objects = {im.image_id: object_labels(im) for images in regenerate(demo / "resources" / "demo").values()
+                   for im in images}
         rows = np.zeros(f["features"].shape, np.float32)
         for row, image_id in enumerate(f["image_id"][:]):
             labels = objects[int(image_id)]
             overlaps = box_iou(np.array([o["box"] for o in labels]), f["boxes"][row, :int(f["num_boxes"][row])])
             for obj, overlap in zip(labels, overlaps):
-                offset = 0
-                for name, values in ATTRIBUTE_VALUES.items():
-                    rows[row, int(overlap.argmax()), offset + values.index(obj[name])] = PERFECT_VALUE
-                    offset += len(values)
+                for index, value in one_hot_attributes(obj, PERFECT_VALUE):
+                    rows[row, int(overlap.argmax()), index] = value
         f["features"][:] = rows
-    tmp.rename(out)
-    return out
+    return edit
 
 
 def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, seed: int | None,
@@ -108,21 +104,24 @@ def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, 
     config = Config.from_dict(load_config(REPO / "config.yaml", REPO / "configs/demo.yaml", overrides=overrides))
     out = work / name / run
     checkpoint = out / "checkpoint.pt"
-    start = time.process_time()
+
     def features_of(split: str) -> Path:
         path = demo / paths.features_path(version, split)
-        return perfect_features(demo, path, work / f"perfect_{path.name}") if perfect else path
+        return edited_copy(path, work / f"perfect_{path.name}", write_perfect_features(demo)) if perfect else path
 
+    train_cpu_seconds = None  # None: the run's checkpoint was already there
     if not checkpoint.exists():
         inputs = TrainInputs(tokens=str(demo / paths.tokens_path(version, "train")),
                              features=str(features_of("train")),
                              vocab=str(demo / paths.VOCAB.format(version=version)), glove=None)
+        start = time.process_time()
         train(run, inputs, out, config, device="cpu")
-    result = {"option": name, "train": overrides["train"], "train_cpu_seconds": round(time.process_time() - start, 1)}
+        train_cpu_seconds = round(time.process_time() - start, 1)
+    result = {"option": name, "train": overrides["train"], "train_cpu_seconds": train_cpu_seconds}
     val_features = features_of("val")
     rounds = val_rounds(demo / "resources" / "demo", version)
     for grounding in (*GROUNDING_VARIANTS, OTHER_IMAGE):
-        features = (other_image_features(val_features, work / f"{version}_val_other_image.h5")
+        features = (edited_copy(val_features, work / f"other_image_{val_features.name}", rotate_image_ids)
                     if grounding == OTHER_IMAGE else val_features)
         metrics_path = out / f"val_{grounding}.json"
         metrics = evaluate(EvalInputs(

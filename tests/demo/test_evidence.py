@@ -278,3 +278,13 @@ def test_grounding_learned_verdicts(tmp_path):
     result = evidence.grounding_learned_demo(tmp_path)
     assert result["without_answer"] == pytest.approx(70.0) and result["delta_points"] == pytest.approx(30.0)
     assert result["pass"]
+
+
+def test_one_hot_attributes_give_each_attribute_value_its_own_entry():
+    layout = [(name, value) for name, values in regenerate.ATTRIBUTE_VALUES.items() for value in values]
+    assert len(layout) == regenerate.ONE_HOT_DIM == 16
+    red_star = {"shape": "star", "colour": "red", "size": "big", "position": "right"}
+    entries = regenerate.one_hot_attributes(red_star, 5.0)
+    assert [layout[i] for i, _ in entries] == [("shape", "star"), ("colour", "red"), ("size", "big"),
+                                               ("position", "right")]
+    assert {v for _, v in entries} == {5.0}

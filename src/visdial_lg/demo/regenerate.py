@@ -24,8 +24,12 @@ from .answers import UNINFORMATIVE, meaning_of
 from .coco import coco_instances
 from .layout import DemoImage, grounding, visdial_json
 from .make import IMAGE_SETS, MANIFEST, draw_image_ids, generate_image
+from .scenes import COLOURS, POSITIONS, SHAPES, SIZES
 
 ATTRIBUTES = ("colour", "shape", "size", "position")
+# Every value of each attribute, in the order of the one-hot layout below (shape first).
+ATTRIBUTE_VALUES = {"shape": SHAPES, "colour": tuple(COLOURS), "size": SIZES, "position": POSITIONS}
+ONE_HOT_DIM = sum(len(v) for v in ATTRIBUTE_VALUES.values())  # 16
 ANSWER_TYPES = ("yesno", "colour", "shape", "size", "position", "count")  # the meaning kinds of answers.py
 UNINFORMATIVE_TYPE = "uninformative"
 
@@ -89,6 +93,17 @@ def regenerate(resources: str | Path, check: bool = True) -> dict[str, list[Demo
             raise InputFormatError(f"{resources}: {', '.join(differ)} differ from what this generator writes for "
                                    "the manifest's seed and sizes (a demo made by another version? remake it)")
     return images
+
+
+def one_hot_attributes(attributes: dict, value: float = 1.0) -> list[tuple[int, float]]:
+    """An object's attributes (name -> value, as `object_labels` gives) as the nonzero entries
+    (index, value) of a one-hot layout of ONE_HOT_DIM numbers: the perfect features of the
+    diagnostics in bench/ (docs/demo.md, "Training and the image")."""
+    entries, offset = [], 0
+    for name, values in ATTRIBUTE_VALUES.items():
+        entries.append((offset + values.index(attributes[name]), value))
+        offset += len(values)
+    return entries
 
 
 def object_labels(image: DemoImage) -> list[dict]:
