@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 from visdial_lg.core import paths  # noqa: E402
 from visdial_lg.core.config import Config, load_config  # noqa: E402
-from visdial_lg.core.runs import GROUNDING_VARIANTS, parse_run_id  # noqa: E402
+from visdial_lg.core.runs import GROUNDING_VARIANTS, parse_run_id, seed_suffix  # noqa: E402
 from visdial_lg.demo.evidence import answer_fit, val_rounds  # noqa: E402
 from visdial_lg.demo.probe import box_iou  # noqa: E402
 from visdial_lg.demo.regenerate import object_labels, one_hot_attributes, regenerate  # noqa: E402
@@ -97,10 +97,11 @@ def write_perfect_features(demo: Path):
     return edit
 
 
-def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, seed: int | None,
+def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, seed: int,
             perfect: bool = False) -> dict:
     version = parse_run_id(run).version
-    overrides = {"train": dict(train_overrides, **({"seed": seed} if seed is not None else {}))}
+    overrides = {"train": dict(train_overrides)}
+    run += seed_suffix(seed)  # the training seed is part of the run id
     config = Config.from_dict(load_config(REPO / "config.yaml", REPO / "configs/demo.yaml", overrides=overrides))
     out = work / name / run
     checkpoint = out / "checkpoint.pt"
@@ -117,7 +118,7 @@ def measure(demo: Path, work: Path, run: str, name: str, train_overrides: dict, 
         start = time.process_time()
         train(run, inputs, out, config, device="cpu")
         train_cpu_seconds = round(time.process_time() - start, 1)
-    result = {"option": name, "train": overrides["train"], "train_cpu_seconds": train_cpu_seconds}
+    result = {"option": name, "train": overrides["train"], "seed": seed, "train_cpu_seconds": train_cpu_seconds}
     val_features = features_of("val")
     rounds = val_rounds(demo / "resources" / "demo", version)
     for grounding in (*GROUNDING_VARIANTS, OTHER_IMAGE):
@@ -143,7 +144,7 @@ def main() -> None:
     parser.add_argument("--work", required=True, type=Path, help="where the runs and the rotated features go")
     parser.add_argument("--run", default="v1.0-ltmi-gen")
     parser.add_argument("--options", default="old,paper40,constant40,adopted")
-    parser.add_argument("--seed", type=int, help="train.seed (default: the config's)")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed (the run id's @sN; default 0)")
     parser.add_argument("--perfect-features", action="store_true",
                         help="diagnostic: train and evaluate on one-hot attribute features (see above)")
     args = parser.parse_args()

@@ -53,11 +53,20 @@ def test_val_ranks_are_saved_next_to_the_metrics(runs_base):
     path = ranks_file(runs_base / LTMI / "val_prior.json")
     assert result["ranks"] == path.name
     with np.load(path) as ranks:
-        assert set(ranks.files) == {"image_id", "gen"}
+        assert set(ranks.files) == {"image_id", "gen", "gen_gt_rank", "gen_ndcg"}
         assert ranks["gen"].shape == (DIALOGS, R, O)
         assert (np.sort(ranks["gen"], axis=-1) == np.arange(1, O + 1)).all()  # a permutation per round
         with h5py.File(tiny_runs(runs_base)["val"]) as f:
             assert (ranks["image_id"] == f["image_id"][:]).all()
+            gt_index = f["gt_index"][:]
+        # what the statistics resample: each round's ground-truth rank and each dialog's NDCG
+        gt_rank, per_dialog_ndcg = ranks["gen_gt_rank"], ranks["gen_ndcg"]
+        assert gt_rank.shape == (DIALOGS, R) and per_dialog_ndcg.shape == (DIALOGS,)
+        scored = gt_rank > 0
+        expected = np.take_along_axis(ranks["gen"], np.clip(gt_index, 0, None)[..., None], -1)[..., 0]
+        assert (gt_rank[scored] == expected[scored]).all() and scored.sum() == result["decoders"]["gen"]["count"]
+        assert np.mean(1.0 / gt_rank[scored]) == pytest.approx(result["decoders"]["gen"]["mrr"])
+        assert np.nanmean(per_dialog_ndcg) == pytest.approx(result["decoders"]["gen"]["ndcg"])
 
 
 def test_ndcg_is_absent_without_dense_annotations(runs_base, tmp_path):
@@ -155,6 +164,9 @@ def test_held_back_test_answers_are_scored_as_the_server(runs_base):
     relevance = torch.tensor([answer["gt_relevance"] for answer in held_back])
     by_hand = ndcg(-torch.tensor([entry["ranks"] for entry in submission], dtype=torch.float64), relevance)
     assert gen["ndcg"] == pytest.approx(by_hand["ndcg"]) and gen["ndcg_count"] == DIALOGS
+    with np.load(ranks_file(runs_base / LG / "test_prior.json")) as ranks:  # what the statistics resample
+        assert ranks["gen_gt_rank"].tolist() == gt_ranks
+        assert np.mean(ranks["gen_ndcg"]) == pytest.approx(by_hand["ndcg"])
 
 
 def test_test_without_answers_leaves_scoring_to_evalai(runs_base, tmp_path):

@@ -15,7 +15,7 @@ TINY_MODEL = {"hidden": 16, "embed": 8, "blocks": 1, "heads": 2, "pad_slots": 1,
 def tiny_config(**train) -> Config:
     """A config for a seconds-long CPU run; `train` overrides train keys."""
     train_cfg = {"batch_size": 2, "epochs": 3, "lr": 1e-3, "warmup_epochs": 1, "decay_every": 1,
-                 "num_workers": 0, "gpus": 0, "precision": "fp32", "log_every": 1, "seed": 0}
+                 "num_workers": 0, "gpus": 0, "precision": "fp32", "log_every": 1, "seeds": [0]}
     train_cfg.update(train)
     return Config.from_dict({"model": dict(TINY_MODEL), "lg": {"lambda": 1.0}, "train": train_cfg})
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from visdial_lg.core import paths  # noqa: E402
 from visdial_lg.core.config import ConfigError, validate  # noqa: E402
-from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, MODELS, VERSIONS, main_version  # noqa: E402
+from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, MODELS, SEED_SUFFIX, VERSIONS, main_version, seed_suffix  # noqa: E402
 
 try:
     validate(config)  # in place: fills the schema's defaults
@@ -121,10 +121,19 @@ def input_stamp(name):
     return f"resources/extracted/{source}.manifest.json"
 
 
+# Keys no job reads: `train.seeds` says which runs the DAG has (a run's seed is in its id),
+# so adding a seed reruns no job that exists already.
+DAG_ONLY_KEYS = {"train": ("seeds",)}
+
+
 def config_arg(*sections):
     """The config sections a command needs, as one shell-quoted JSON argument.
     Passing them as params makes a change of these sections rerun the job."""
-    return shlex.quote(json.dumps({s: config[s] for s in sections}, sort_keys=True))
+    chosen = {s: config[s] for s in sections}
+    for section, keys in DAG_ONLY_KEYS.items():
+        if section in chosen:
+            chosen[section] = {k: v for k, v in chosen[section].items() if k not in keys}
+    return shlex.quote(json.dumps(chosen, sort_keys=True))
 
 
 # ------------------------------------------------------------ results and jobs
@@ -133,12 +142,14 @@ DEVICE = config["device"]  # auto | cpu | cuda | cuda:N, passed to every torch s
 RESOURCES = config["resources"]  # threads, GPUs, memory and minutes per kind of job
 # The version of the single-version results (val NDCG, ablations, figures, human evaluation).
 MAIN_VERSION = main_version(config["versions"])
-RUN = paths.RUN  # the run-id wildcards {version}-{model}-{decoder}
-RUN_WILDCARDS = dict(model="|".join(MODELS), decoder="|".join(DECODERS))
+RUN = paths.RUN  # the run-id wildcards {version}-{model}-{decoder}{seed}
+RUN_WILDCARDS = dict(model="|".join(MODELS), decoder="|".join(DECODERS), seed=SEED_SUFFIX)
+SEEDS = config["train"]["seeds"]  # every run a table needs is trained once per seed
 
 
-def run_id(version, model, decoder):
-    return f"{version}-{model}-{decoder}"
+def run_id(version, model, decoder, seed=None):
+    """A run's id; seed None: the first of `train.seeds` (the figures and the human evaluation's run)."""
+    return f"{version}-{model}-{decoder}{seed_suffix(SEEDS[0] if seed is None else seed)}"
 
 
 features_path = paths.features_path

@@ -25,7 +25,7 @@ rule evaluate:
         features=lambda w: features_path(w.version, w.split),
     output:
         metrics=paths.EVALUATION,
-        ranks=f"results/runs/{RUN}/{{split}}_{{grounding}}.ranks.npz",
+        ranks=paths.RANKS,
     log:
         f"results/logs/evaluate/{RUN}_{{split}}_{{grounding}}.log",
     wildcard_constraints:
@@ -59,7 +59,7 @@ rule evaluate_test:
         test_answers=TEST_ANSWERS_INPUT,
     output:
         metrics=paths.fill(paths.EVALUATION, split="test", grounding="prior"),
-        ranks=f"results/runs/{RUN}/test_prior.ranks.npz",
+        ranks=paths.fill(paths.RANKS, split="test", grounding="prior"),
         submission=f"results/submissions/{RUN}_test.json",
     log:
         f"results/logs/evaluate/{RUN}_test_prior.log",

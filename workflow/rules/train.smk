@@ -1,4 +1,4 @@
-# Training one run (`{version}-{model}-{decoder}`, docs/formats.md). With
+# Training one run (`{version}-{model}-{decoder}` + the seed part `@s{seed}`, docs/formats.md). With
 # several GPUs the same rule launches torchrun (DDP, one process per GPU).
 
 
@@ -39,6 +39,6 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.launcher} train --run-id {wildcards.version}-{wildcards.model}-{wildcards.decoder}"
+        "{params.launcher} train --run-id {wildcards.version}-{wildcards.model}-{wildcards.decoder}{wildcards.seed}"
         " --tokens {input.tokens} --features {input.features} --vocab {input.vocab} {params.glove}"
         " --out-dir {params.out} --device {params.device} --config {params.cfg} > {log} 2>&1"

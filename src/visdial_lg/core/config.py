@@ -202,7 +202,7 @@ class TrainConfig(Section):
     betas: list[float]
     eps: float
     weight_decay: float
-    seed: int
+    seeds: list[int]
     num_workers: int
     gpus: int
     cpu_processes: int
@@ -221,6 +221,8 @@ class EvaluateConfig(Section):
     evalai_result: str | None
     human_judgments: str | None
     figure_samples: int
+    bootstrap_samples: int
+    bootstrap_seed: int
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,13 @@ report derives each table's inputs from them, so a path is written down once.
 
 from __future__ import annotations
 
-from .runs import parse_run_id
+from pathlib import Path
 
-RUN = "{version}-{model}-{decoder}"  # a run id, e.g. v1.0-lg_attn_kl-multi (core/runs.py)
+from .runs import parse_run_id, seed_suffix
+
+# A run id, e.g. v1.0-lg_attn_kl-multi or v1.0-lg_attn_kl-multi@s2 (core/runs.py); {seed} is
+# the id's seed part, empty for seed 0.
+RUN = "{version}-{model}-{decoder}{seed}"
 
 VOCAB = "results/text/{version}_vocab.json"
 GLOVE = "results/text/{version}_glove.pt"
@@ -24,6 +28,8 @@ IMAGESET_OF = {
 }
 CHECKPOINT = f"results/runs/{RUN}/checkpoint.pt"
 EVALUATION = f"results/runs/{RUN}/{{split}}_{{grounding}}.json"
+RANKS_SUFFIX = ".ranks.npz"  # beside each evaluation's metrics JSON: its per-round ranks
+RANKS = EVALUATION.removesuffix(".json") + RANKS_SUFFIX
 GROUNDING = f"results/grounding/{RUN}_{{split}}.json"
 HUMAN_EVAL_SHEET = "results/human_eval/sheet.csv"
 HUMAN_EVAL_KEY = "results/human_eval/key.json"
@@ -31,7 +37,7 @@ HUMAN_EVAL_KEY = "results/human_eval/key.json"
 
 def _run_fields(run: str) -> dict:
     spec = parse_run_id(run)
-    return {"version": spec.version, "model": spec.model, "decoder": spec.decoder}
+    return {"version": spec.version, "model": spec.model, "decoder": spec.decoder, "seed": seed_suffix(spec.seed)}
 
 
 def checkpoint_path(run: str) -> str:
@@ -40,6 +46,15 @@ def checkpoint_path(run: str) -> str:
 
 def evaluation_path(run: str, split: str, grounding: str = "prior") -> str:
     return EVALUATION.format(**_run_fields(run), split=split, grounding=grounding)
+
+
+def ranks_path(run: str, split: str, grounding: str = "prior") -> str:
+    return RANKS.format(**_run_fields(run), split=split, grounding=grounding)
+
+
+def ranks_file(metrics_json: str | Path) -> Path:
+    """Where the ranks of an evaluation lie: `<split>_<variant>.ranks.npz` next to its JSON."""
+    return Path(metrics_json).with_suffix(RANKS_SUFFIX)
 
 
 def features_path(version: str, split: str) -> str:

@@ -24,7 +24,8 @@ from ..training.dataset import VisDialDataset, batch_to, collate
 from ..core.device import resolve_device
 from ..core.errors import InputFormatError
 from ..core.files import read_json, sha256_of, write_text_atomic
-from .metrics import NDCG, SparseGTMetrics, scores_to_ranks
+from ..core.paths import ranks_file
+from .metrics import NDCG, SparseGTMetrics, ndcg_per_row, scores_to_ranks
 from ..core.runs import GROUNDING_VARIANTS
 from ..training.checkpoint import load_trained_model
 
@@ -74,6 +75,7 @@ class _Scorer:
         self.sparse: dict[str, SparseGTMetrics] = {}
         self.ndcg: dict[str, NDCG] = {}
         self.ranks: dict[str, list[np.ndarray]] = {}
+        self.per_dialog: dict[str, list[np.ndarray]] = {}
 
     def observe(self, name: str, ranks: torch.Tensor, scores: torch.Tensor, gt_index: torch.Tensor,
                 relevance: torch.Tensor | None) -> None:
@@ -84,6 +86,12 @@ class _Scorer:
 
     def keep_ranks(self, name: str, ranks: torch.Tensor) -> None:
         self.ranks.setdefault(name, []).append(ranks.to(torch.int16).cpu().numpy())
+
+    def keep_per_dialog(self, name: str, gt_rank: torch.Tensor, ndcg: torch.Tensor) -> None:
+        """What the statistics resample (evaluation/statistics.py): gt_rank [B, R] or [B], the
+        ground truth's rank (0: round not scored); ndcg [B] of the dense round (NaN: none)."""
+        self.per_dialog.setdefault(f"{name}_gt_rank", []).append(gt_rank.to(torch.int16).cpu().numpy())
+        self.per_dialog.setdefault(f"{name}_ndcg", []).append(ndcg.to(torch.float64).cpu().numpy())
 
     def metrics(self) -> dict[str, dict]:
         out = {}
@@ -144,16 +152,12 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
     ranks_path = ranks_file(out)
     tmp = ranks_path.with_name(ranks_path.name + ".tmp.npz")
     np.savez_compressed(tmp, image_id=np.concatenate(image_ids),
-                        **{name: np.concatenate(r) for name, r in scorer.ranks.items()})
+                        **{name: np.concatenate(r) for name, r in scorer.ranks.items()},
+                        **{key: np.concatenate(v) for key, v in scorer.per_dialog.items()})
     os.replace(tmp, ranks_path)
     result["ranks"] = ranks_path.name  # next to the metrics JSON
     _write_json(out, result)
     return result
-
-
-def ranks_file(metrics_json: str | Path) -> Path:
-    """Where the ranks of an evaluation lie: `<split>_<variant>.ranks.npz` next to its JSON."""
-    return Path(metrics_json).with_suffix(".ranks.npz")
 
 
 def _scored_by(split: str, have_answers: bool) -> str:
@@ -168,17 +172,35 @@ def _primary(spec) -> str:
     return "disc" if spec.decoder == "disc" else "gen"
 
 
+def _gt_rank(ranks: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """ranks [..., O], gt [...] (−1 = unknown) -> the ground truth's rank [...], 0 where unknown."""
+    rank = ranks.gather(-1, gt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(gt >= 0, rank, torch.zeros_like(rank))
+
+
+def _ndcg_of_rows(scores: torch.Tensor, relevance: torch.Tensor, rows: torch.Tensor, size: int) -> torch.Tensor:
+    """[size] float64: NDCG of `rows` (scores, relevance [M, O] of those rows), NaN elsewhere and
+    where a row has no relevant option (ndcg_per_row leaves those out)."""
+    out = torch.full((size,), math.nan, dtype=torch.float64)
+    relevant = (relevance != 0).any(-1)  # [M]
+    out[rows[relevant]] = ndcg_per_row(scores[relevant], relevance[relevant])
+    return out
+
+
 def _observe_val(scorer: _Scorer, name: str, scores: torch.Tensor, batch: dict) -> None:
     ranks = scores_to_ranks(scores)  # [B, R, O]
     gt = torch.where(batch["round_mask"], batch["gt_index"], torch.full_like(batch["gt_index"], -1))
     scorer.observe(name, ranks.flatten(0, 1), scores.flatten(0, 1), gt.flatten(), None)
     scorer.keep_ranks(name, ranks)
+    ndcg = torch.full((scores.shape[0],), math.nan, dtype=torch.float64)  # [B]
     if "dense_round" in batch:
         annotated = batch["dense_round"] > 0  # [B]
         if annotated.any():
             rows = torch.arange(scores.shape[0])[annotated]
             dense_scores = scores[rows, batch["dense_round"][annotated] - 1]  # [M, O]
             scorer.ndcg.setdefault(name, NDCG()).observe(dense_scores, batch["gt_relevance"][annotated])
+            ndcg = _ndcg_of_rows(dense_scores, batch["gt_relevance"][annotated], rows, scores.shape[0])
+    scorer.keep_per_dialog(name, _gt_rank(ranks, gt), ndcg)
 
 
 def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
@@ -191,6 +213,8 @@ def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
             submission.append({"image_id": image_id, "round_id": int(batch["num_rounds"][b]),
                                "ranks": ranks[b].tolist()})
     if answers is None:
+        scorer.keep_per_dialog(name, torch.zeros(len(image_ids), dtype=torch.long),
+                               torch.full((len(image_ids),), math.nan, dtype=torch.float64))
         return
     for b, image_id in enumerate(image_ids):
         if image_id not in answers:
@@ -201,6 +225,8 @@ def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
     gt = torch.tensor([int(answers[i]["gt_index"]) for i in image_ids])  # [B]
     relevance = torch.tensor([answers[i]["gt_relevance"] for i in image_ids], dtype=torch.float32)  # [B, O]
     scorer.observe(name, ranks, last, gt, relevance)
+    scorer.keep_per_dialog(name, _gt_rank(ranks, gt), _ndcg_of_rows(last, relevance, torch.arange(len(image_ids)),
+                                                                     len(image_ids)))
 
 
 def _write_json(path: str | Path, obj) -> None:

@@ -41,7 +41,8 @@ from .optim import build_optimizer, build_scheduler
 RESUME_NAME = "last.pt"
 FINAL_NAME = "checkpoint.pt"
 # Train keys that do not change the result: a resume state differing only in them is reused.
-_NEUTRAL_TRAIN_KEYS = ("num_workers", "gpus", "cpu_processes", "log_every")
+# Keys that do not change the weights; `seeds` lists the runs of the DAG, a run's own seed is in its id.
+_NEUTRAL_TRAIN_KEYS = ("num_workers", "gpus", "cpu_processes", "log_every", "seeds")
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,10 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, config: Config, ct
     use_bf16 = tcfg.precision == "bf16" and ctx.device.type == "cuda"  # CPU always trains in fp32
 
     vocab_size = _vocab_size(inputs)
-    dataset, loader, sampler = build_loader(inputs, tcfg, ctx)
+    dataset, loader, sampler = build_loader(inputs, tcfg, ctx, spec.seed)
     steps = len(loader)
 
-    seed_everything(tcfg.seed)  # the same initial weights on every rank
+    seed_everything(spec.seed)  # the same initial weights on every rank
     model = _build_model(spec, vocab_size, config)
     if inputs.glove is not None:
         _init_embedding(model, Path(inputs.glove))
@@ -108,10 +109,10 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, config: Config, ct
     fingerprint = input_fingerprint(Path(inputs.tokens), Path(inputs.vocab), Path(inputs.features),
                                     Path(inputs.glove) if inputs.glove is not None else None)
     resume_path = out_dir / RESUME_NAME
-    start_epoch = _resume(resume_path, spec, cfg, tcfg.seed, vocab_size, fingerprint, model, optimizer, scheduler,
+    start_epoch = _resume(resume_path, spec, cfg, spec.seed, vocab_size, fingerprint, model, optimizer, scheduler,
                           ctx)
     if start_epoch == 0 and ctx.rank > 0:
-        seed_everything(tcfg.seed + ctx.rank)  # distinct dropout masks per rank
+        seed_everything(spec.seed + ctx.rank)  # distinct dropout masks per rank
     net = model
     if ctx.distributed:
         # find_unused_parameters: a run's heads may leave parameters out of a step's graph.
@@ -204,8 +205,9 @@ def _vocab_size(inputs: TrainInputs) -> int:
     return size
 
 
-def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
-    """(dataset, loader, sampler) of this rank: `batch_size / world_size` dialogs a batch."""
+def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext, seed: int = 0):
+    """(dataset, loader, sampler) of this rank: `batch_size / world_size` dialogs a batch,
+    in the order the run's training seed draws."""
     from .dataset import VisDialDataset, collate
     from ..models.ltmi import FEATURE_DIM
 
@@ -213,13 +215,13 @@ def build_loader(inputs: TrainInputs, tcfg: TrainConfig, ctx: DistContext):
     # One sampler for 1 or N processes: rank r takes every N-th index of the same
     # (seed, epoch) permutation, so the global batches do not depend on N.
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
-                                 shuffle=True, seed=tcfg.seed, drop_last=False)
+                                 shuffle=True, seed=seed, drop_last=False)
     workers = tcfg.num_workers
     loader = DataLoader(
         dataset, batch_size=tcfg.batch_size // ctx.world_size, sampler=sampler, collate_fn=collate,
         num_workers=workers, pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator().manual_seed(tcfg.seed),  # keeps the loader off the global RNG
+        generator=torch.Generator().manual_seed(seed),  # keeps the loader off the global RNG
     )
     return dataset, loader, sampler
 
