@@ -11,7 +11,7 @@ BIN    := $(abspath $(VENV))/bin
 # Rules call `python -m visdial_lg`: put the venv's python first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo rehearsal report test lint dry-run clean-demo clean-rehearsal
+.PHONY: install demo demo-seeds rehearsal report test lint dry-run clean-demo clean-rehearsal
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/snakemake -s Snakefile --directory demo --configfile configs/demo.yaml \
+		--cores $(CORES) --show-failed-logs
+
+# The demo with three training seeds (configs/demo-seeds.yaml), in the same folder: the
+# seed-0 runs of `make demo` are reused; tables with mean ± std, intervals, significance.
+demo-seeds: install
+	$(BIN)/snakemake -s Snakefile --directory demo --configfile configs/demo.yaml configs/demo-seeds.yaml \
 		--cores $(CORES) --show-failed-logs
 
 # The real config.yaml, unchanged, on tiny synthetic inputs given through its `local:`

@@ -1,19 +1,23 @@
 # The report: the paper's Tables 1-7 as CSV (cited rows marked source=paper,
-# reproduced rows marked with the dataset they ran on), all of them in tables.md,
+# reproduced rows marked with the dataset they ran on; with several seeds mean ± std; 95 %
+# intervals), the paired tests of LTMI-LG against LTMI, all of them in tables.md and tables.html,
 # and the qualitative figures on sampled val dialogs of the main version:
 # Figure 4 (top-3 regions of LTMI and LTMI-LG per question, one PNG each) and
 # Figure 5 (example dialogs with both models' first-ranked answers).
 
+from visdial_lg.report.significance import significance_inputs
 from visdial_lg.report.tables import TABLES, paper_tables, table_inputs
 
 PAPER_TABLES = paper_tables()
-TABLE, TABLES_MD = "results/table{n}.csv", "results/tables.md"
-ALL_TABLES = [TABLE.format(n=n) for n in TABLES] + [TABLES_MD]
+TABLE, TABLES_MD, TABLES_HTML = "results/table{n}.csv", "results/tables.md", "results/tables.html"
+SIGNIFICANCE = "results/significance.csv"
+ALL_TABLES = [TABLE.format(n=n) for n in TABLES] + [SIGNIFICANCE, TABLES_MD, TABLES_HTML]
 
-# The result files each table is built from (visdial_lg/report/tables.py: ROWS and
-# table_inputs); Table 7 also reads the judgments once a user names them.
+# The result files each table is built from, for every seed of train.seeds
+# (visdial_lg/report/tables.py: ROWS and table_inputs); Table 7 also reads the judgments
+# once a user names them.
 JUDGMENTS = config["evaluate"]["human_judgments"]
-TABLE_INPUTS = {n: table_inputs(n, tuple(config["versions"])) for n in TABLES}
+TABLE_INPUTS = {n: table_inputs(n, tuple(config["versions"]), tuple(SEEDS)) for n in TABLES}
 TABLE_INPUTS[7] += [ancient(JUDGMENTS)] if JUDGMENTS else []
 
 rule table:
@@ -37,18 +41,38 @@ rule table:
         " --out {output} --config {params.cfg} > {log} 2>&1"
 
 
+# Every LTMI-LG variant against LTMI on the same rounds (visdial_lg/report/significance.py).
+rule significance:
+    input:
+        significance_inputs(tuple(config["versions"]), tuple(SEEDS)),
+    output:
+        report(SIGNIFICANCE, caption="../report/significance.rst", category="Tables"),
+    log:
+        "results/logs/tables/significance.log",
+    params:
+        cfg=config_arg("evaluate", "versions"),
+    localrule: True
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        "python -m visdial_lg significance --inputs {input} --out {output} --config {params.cfg} > {log} 2>&1"
+
+
 rule tables_markdown:
     input:
-        [TABLE.format(n=n) for n in TABLES],
+        tables=[TABLE.format(n=n) for n in TABLES],
+        significance=SIGNIFICANCE,
     output:
-        report(TABLES_MD, caption="../report/tables.rst", category="Tables"),
+        md=report(TABLES_MD, caption="../report/tables.rst", category="Tables"),
+        html=TABLES_HTML,
     log:
         "results/logs/tables/tables_md.log",
     localrule: True
     conda:
         "../../envs/base.yaml"
     shell:
-        "python -m visdial_lg tables-markdown {input} --out {output} > {log} 2>&1"
+        "python -m visdial_lg tables-markdown {input.tables} --significance {input.significance}"
+        " --out {output.md} --out-html {output.html} > {log} 2>&1"
 
 
 FIGURE_RUNS = {model: run_id(MAIN_VERSION, model, "gen") for model in ("ltmi", LG)}

@@ -17,27 +17,45 @@ def _table_arguments(p):
 @command("table", "render one of the paper's tables as CSV", _table_arguments)
 def _table(args, config):
     from ..evaluation.human import table7_rows
-    from ..report.tables import render_table, write_csv
+    from ..report.tables import Statistics, render_table, write_csv
 
     human = None
     if args.n == 7:
         sheet, key = args.inputs[:2]
         human = table7_rows(key, config.evaluate.human_judgments, sheet)
     write_csv(render_table(args.n, args.inputs, args.dataset, config.evaluate.evalai_result, human,
-                           versions=tuple(config.versions)), args.out)
+                           versions=tuple(config.versions), stats=Statistics.of(config.evaluate)), args.out)
+
+
+def _significance_arguments(p):
+    p.add_argument("--inputs", nargs="+", required=True, type=Path, help="the compared evaluations (JSON, ranks)")
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("significance", "paired tests of every LTMI-LG variant against LTMI (CSV)", _significance_arguments)
+def _significance(args, config):
+    from ..report.significance import significance_frame
+    from ..report.tables import Statistics, write_csv
+
+    write_csv(significance_frame(args.inputs, tuple(config.versions), Statistics.of(config.evaluate)), args.out)
 
 
 def _tables_markdown_arguments(p):
     p.add_argument("tables", nargs="+", type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--significance", type=Path, help="results/significance.csv, shown as a last section")
+    p.add_argument("--out", required=True, type=Path, help="the Markdown file")
+    p.add_argument("--out-html", type=Path, help="the same as an HTML page")
 
 
-@command("tables-markdown", "all table CSVs as one Markdown file", _tables_markdown_arguments, config=False)
+@command("tables-markdown", "all table CSVs as one Markdown file (and HTML page)", _tables_markdown_arguments,
+         config=False)
 def _tables_markdown(args, config):
-    from ..report.tables import markdown
+    from ..core.files import write_text_atomic
+    from ..report.document import html, markdown
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(args.tables))
+    write_text_atomic(args.out, markdown(args.tables, args.significance))
+    if args.out_html:
+        write_text_atomic(args.out_html, html(args.tables, args.significance))
 
 
 def _figure_arguments(p):

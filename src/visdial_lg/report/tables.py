@@ -7,24 +7,30 @@ Each table is built from the metrics JSON files of `visdial-lg evaluate`
 `visdial-lg grounding`. Which runs feed which table is written once, in `ROWS`
 (and `table_inputs` for Tables 3 and 7); the workflow asks `table_inputs` for
 each table's input files.
+
+A table is a pandas DataFrame. A reproduced cell with several training seeds holds their
+mean, with the sample standard deviation in a `<column>_std` column; with
+`evaluate.bootstrap_samples` > 0 each reproduced metric gets its 95 % interval in
+`<column>_lo` / `<column>_hi` (dialogs resampled, evaluation/statistics.py; Table 3: the
+Wilson interval). One seed without intervals gives the CSV the tables always had.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from ..core.errors import InputFormatError
 from ..core.files import read_json
-from ..core.paths import HUMAN_EVAL_KEY, HUMAN_EVAL_SHEET, evaluation_path, grounding_path
-from ..core.runs import LG, VERSIONS, main_version
+from ..core.paths import HUMAN_EVAL_KEY, HUMAN_EVAL_SHEET, evaluation_path, grounding_path, ranks_file, ranks_path
+from ..core.runs import LG, VERSIONS, main_version, parse_run_id, seeded_runs
+from ..evaluation import statistics
 
 METRIC_OF_COLUMN = {"NDCG": "ndcg", "MRR": "mrr", "R@1": "r1", "R@5": "r5", "R@10": "r10", "Mean": "mean"}
 
@@ -74,68 +80,137 @@ ROWS = {
 
 
 TABLES = tuple(range(1, 8))
+STD, LO, HI = "_std", "_lo", "_hi"  # suffixes of a metric column's statistics columns
 
 
-def table_inputs(n: int, versions: tuple[str, ...] = VERSIONS) -> list[str]:
-    """The result files table n is built from, for the config's `versions`: the evaluations of
-    `ROWS`, the grounding accuracies of Table 3, the human-evaluation sheet and key of Table 7
-    (the judgments, a user's file, are added by the workflow once `evaluate.human_judgments` names it)."""
+@dataclass(frozen=True)
+class Statistics:
+    """What the tables add to each reproduced value: `samples` bootstrap resamples of the
+    dialogs (0: no intervals), drawn from `seed`, for `level` intervals."""
+
+    samples: int = 0
+    seed: int = 0
+    level: float = 0.95
+
+    @classmethod
+    def of(cls, evaluate_config) -> "Statistics":
+        return cls(evaluate_config.bootstrap_samples, evaluate_config.bootstrap_seed)
+
+
+def table_inputs(n: int, versions: tuple[str, ...] = VERSIONS, seeds: tuple[int, ...] = (0,)) -> list[str]:
+    """The result files table n is built from, for the config's `versions` and training `seeds`:
+    the evaluations of `ROWS` with the ranks beside them, the grounding accuracies of Table 3,
+    the human-evaluation sheet and key of Table 7 (the judgments, a user's file, are added by the
+    workflow once `evaluate.human_judgments` names it)."""
     if n == 3:  # grounding accuracy needs object annotations: COCO instances exist for v0.9 val (val2014)
         version = "v0.9" if "v0.9" in versions else main_version(versions)
-        return [grounding_path(f"{version}-{model}-gen", "val") for model in ("ltmi", LG)]
+        return [grounding_path(run, "val") for model in ("ltmi", LG)
+                for run in seeded_runs(f"{version}-{model}-gen", seeds)]
     if n == 7:
         return [HUMAN_EVAL_SHEET, HUMAN_EVAL_KEY]
     if n not in ROWS:
         raise ValueError(f"no paper table {n}")
-    paths = [evaluation_path(cell.run, cell.split, cell.grounding)
-             for _, cells in ROWS[n] for cell in cells.values() if cell.version in versions]
+    cells = [cell for _, cells in ROWS[n] for cell in cells.values() if cell.version in versions]
+    return evaluation_inputs(cells, seeds)
+
+
+def evaluation_inputs(cells, seeds: tuple[int, ...]) -> list[str]:
+    """The metrics JSON and ranks file of every seed's run of each cell, each once."""
+    paths = [path for cell in cells for run in seeded_runs(cell.run, seeds)
+             for path in (evaluation_path(run, cell.split, cell.grounding), ranks_path(run, cell.split, cell.grounding))]
     return list(dict.fromkeys(paths))
 
 
-def index_evaluations(paths: list[Path]) -> dict[tuple, dict]:
-    """(run, split, grounding) -> metrics JSON of `visdial-lg evaluate`."""
-    index = {}
+@dataclass(frozen=True)
+class Evaluation:
+    path: Path  # the metrics JSON of `visdial-lg evaluate` (its ranks lie beside it)
+    data: dict
+
+
+def index_evaluations(paths: list[Path]) -> dict[tuple, list[Evaluation]]:
+    """(run without seed, split, grounding) -> the evaluations of its seeds, by seed. Other
+    inputs (the ranks files beside the JSONs) are skipped."""
+    index: dict[tuple, list[tuple[int, Evaluation]]] = {}
     for path in paths:
+        if Path(path).suffix != ".json":
+            continue
         data = read_json(path, "evaluation metrics")
         if {"run", "split", "grounding", "decoders"} <= set(data):
-            index[(data["run"], data["split"], data["grounding"])] = data
-    return index
+            spec = parse_run_id(data["run"])
+            index.setdefault((spec.base_id, data["split"], data["grounding"]), []).append(
+                (spec.seed, Evaluation(Path(path), data)))
+    return {key: [e for _, e in sorted(seeds, key=lambda s: s[0])] for key, seeds in index.items()}
 
 
-def _value(evaluation: dict | None, cell: Cell, column: str):
-    if evaluation is None:
-        return None
+def cell_of(cells: dict[str, Cell], column: str) -> Cell:
+    """The cell of a row that fills `column`: the one of the longest prefix the column starts with."""
+    return cells[next(p for p in sorted(cells, key=len, reverse=True) if column.startswith(p))]
+
+
+def metric_key(column: str) -> str:
+    return METRIC_OF_COLUMN[column.split()[-1]]
+
+
+def scale(column: str) -> float:
+    """Percent for rates, rank units for the mean rank."""
+    return 1.0 if column.endswith("Mean") else 100.0
+
+
+def _value(evaluation: dict, cell: Cell, column: str):
     decoder = cell.score or evaluation["primary"]
-    metrics = evaluation["decoders"].get(decoder, {})
-    value = metrics.get(METRIC_OF_COLUMN[column.split()[-1]])
+    value = evaluation["decoders"].get(decoder, {}).get(metric_key(column))
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return value if column.endswith("Mean") else 100.0 * value
+    return scale(column) * value
+
+
+def per_dialog(evaluations: list[Evaluation], cell: Cell) -> list[statistics.PerDialog]:
+    """The per-dialog ranks of a cell's seeds (the ranks files beside their metrics)."""
+    return [statistics.load_per_dialog(ranks_file(e.path), cell.score or e.data["primary"]) for e in evaluations]
+
+
+@dataclass
+class Row:
+    """A reproduced row: per column the values of its seeds, and the interval of their mean."""
+
+    label: str
+    values: dict[str, list[float | None]] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    note: str = ""
+
+
+def _interval(runs: list[statistics.PerDialog], column: str, stats: Statistics) -> tuple[float, float]:
+    lo, hi = statistics.bootstrap_interval(runs, metric_key(column), stats.samples, stats.seed, stats.level)
+    return scale(column) * lo, scale(column) * hi
 
 
 def reproduced_rows(n: int, evaluations: dict, columns: list[str], evalai: dict | None = None,
-                    versions: tuple[str, ...] = VERSIONS) -> list[tuple]:
-    """[(label, values, note)] of the rows this pipeline produced for table n. Columns of a
-    version the config does not run stay empty."""
+                    versions: tuple[str, ...] = VERSIONS, stats: Statistics = Statistics()) -> list[Row]:
+    """The rows this pipeline produced for table n. Columns of a version the config does not
+    run stay empty."""
     rows = []
     for label, cells in ROWS.get(n, []):
-        values, notes = [], []
+        row, notes = Row(label), []
         for column in columns:
-            prefix = next(p for p in sorted(cells, key=len, reverse=True) if column.startswith(p))
-            cell = cells[prefix]
+            cell = cell_of(cells, column)
             if cell.version not in versions:
-                values.append(None)
+                row.values[column] = [None]
                 notes.append(f"{cell.version} not run (config versions)")
                 continue
-            evaluation = evaluations.get((cell.run, cell.split, cell.grounding))
+            seeds = evaluations.get((cell.run, cell.split, cell.grounding))
             if cell.split == "test" and evalai and cell.run in evalai:
-                evaluation = evalai[cell.run]
-            if evaluation is None:
+                row.values[column] = [_value(evalai[cell.run], cell, column)]  # the server's: no ranks
+                notes.append(_provenance(cell, evalai[cell.run]))
+                continue
+            if not seeds:
                 raise InputFormatError(f"table {n}: no evaluation of {cell.run} on {cell.split} ({cell.grounding}) "
                                        "among the inputs")
-            values.append(_value(evaluation, cell, column))
-            notes.append(_provenance(cell, evaluation))
-        rows.append((label, values, "; ".join(dict.fromkeys(note for note in notes if note))))
+            row.values[column] = [_value(e.data, cell, column) for e in seeds]
+            if stats.samples:
+                row.intervals[column] = _interval(per_dialog(seeds, cell), column, stats)
+            notes.append(_provenance(cell, seeds[0].data))
+        row.note = "; ".join(dict.fromkeys(note for note in notes if note))
+        rows.append(row)
     return rows
 
 
@@ -185,108 +260,91 @@ def load_evalai_results(path: Path | None) -> dict | None:
     return out
 
 
-def grounding_rows(paths: list[Path]) -> list[tuple]:
-    """Table 3 from `visdial-lg grounding` outputs (one per run)."""
-    by_model = {}
+TABLE3_COLUMNS = ("w/o Ans", "w/ Ans", "with LG")
+
+
+def grounding_rows(paths: list[Path], stats: Statistics = Statistics()) -> list[Row]:
+    """Table 3 from `visdial-lg grounding` outputs (one per run and seed). The intervals are
+    Wilson's over the sampled rounds (with several seeds: of their mean accuracy)."""
+    by_model: dict[str, list[tuple[int, dict]]] = {}
     for path in paths:
         data = read_json(path, "grounding accuracy")
-        by_model[data["run"].split("-")[1]] = data
+        spec = parse_run_id(data["run"])
+        by_model.setdefault(spec.model, []).append((spec.seed, data))
     missing = [m for m in ("ltmi", LG) if m not in by_model]
     if missing:
         raise InputFormatError(f"table 3: no grounding accuracy of the {missing[0]} run among the inputs")
-    ltmi, lg = by_model["ltmi"], by_model[LG]
-    source = f"{ltmi['run'].split('-')[0]} val, {ltmi['count']} sampled rounds; annotations: {ltmi['annotations']}"
-    if ltmi.get("note"):
-        source += f"; {ltmi['note']}"
+    ltmi, lg = ([data for _, data in sorted(by_model[m], key=lambda s: s[0])] for m in ("ltmi", LG))
+    first = ltmi[0]
+    source = f"{first['run'].split('-')[0]} val, {first['count']} sampled rounds; annotations: {first['annotations']}"
+    if first.get("note"):
+        source += f"; {first['note']}"
 
     def percent(value):
         return None if value is None else 100 * value
 
-    return [
-        ("LTMI", [percent(ltmi["prior"]), percent(ltmi["posterior"]), percent(lg["prior"])], source),
-        ("Random", [percent(ltmi["random"]), percent(ltmi["random"]), None], source),
-    ]
-
-
-def _fmt(value) -> str:
-    return "" if value is None else f"{value:.2f}"
+    measured = dict(zip(TABLE3_COLUMNS, [(ltmi, "prior"), (ltmi, "posterior"), (lg, "prior")]))
+    model = Row("LTMI", {column: [percent(d[key]) for d in runs] for column, (runs, key) in measured.items()},
+                note=source)
+    if stats.samples and first["count"]:
+        for column, (runs, key) in measured.items():
+            if all(d[key] is not None for d in runs):
+                share = sum(d[key] for d in runs) / len(runs)
+                lo, hi = statistics.wilson_interval(share * first["count"], first["count"], stats.level)
+                model.intervals[column] = (100 * lo, 100 * hi)
+    chance = [percent(d["random"]) for d in ltmi]  # exact expectations: no interval
+    return [model, Row("Random", {"w/o Ans": chance, "w/ Ans": chance, "with LG": [None]}, note=source)]
 
 
 def render_table(n: int, inputs: list[Path], dataset: str, evalai_result: Path | None = None,
-                 human_rows: list[tuple] | None = None,
-                 versions: tuple[str, ...] = VERSIONS) -> list[list[str]]:
+                 human_rows: list[tuple] | None = None, versions: tuple[str, ...] = VERSIONS,
+                 stats: Statistics = Statistics()) -> pd.DataFrame:
+    """Table n: the paper's cited rows, then the reproduced ones (see the module docstring)."""
     table = paper_tables()[f"table{n}"]
     columns = table["columns"]
-    header = ["model", "source", *columns, "note"]
-    rows = [[r[0], "paper", *(_fmt(v) for v in r[1:]), ""] for r in table["rows"]]
     if n == 3:
-        produced = grounding_rows(inputs)
+        produced = grounding_rows(inputs, stats)
     elif n == 7:
-        produced = human_rows or []
+        produced = [Row(label, {c: [v] for c, v in zip(columns, values)}, note=note)
+                    for label, values, note in human_rows or []]
     else:
         produced = reproduced_rows(n, index_evaluations(inputs), columns, load_evalai_results(evalai_result),
-                                   tuple(versions))
-    rows += [[label, dataset, *(_fmt(v) for v in values), note] for label, values, note in produced]
-    return [header, *rows]
+                                   tuple(versions), stats)
+    cited = pd.DataFrame([[r[0], "paper", *r[1:], ""] for r in table["rows"]], columns=["model", "source", *columns, "note"])
+    return pd.concat([cited, _reproduced_frame(produced, columns, dataset)], ignore_index=True)[
+        _column_order(columns, produced)]
 
 
-def write_csv(rows: list[list[str]], out: str | Path) -> None:
+def _reproduced_frame(produced: list[Row], columns: list[str], dataset: str) -> pd.DataFrame:
+    """The reproduced rows: each cell's seeds aggregated (mean, sample std) with a groupby."""
+    seeds = pd.DataFrame([(i, column, value) for i, row in enumerate(produced) for column in columns
+                          for value in row.values.get(column, [None])], columns=["row", "column", "value"])
+    seeds["value"] = seeds["value"].astype(float)
+    by_cell = seeds.groupby(["row", "column"], sort=False)["value"].agg(["mean", "std"]).unstack("column")
+    frame = pd.DataFrame({"model": [row.label for row in produced], "source": dataset})
+    for column in columns:
+        frame[column] = by_cell["mean"][column].to_numpy() if produced else []
+        frame[column + STD] = by_cell["std"][column].to_numpy() if produced else []
+        for suffix, end in ((LO, 0), (HI, 1)):
+            frame[column + suffix] = [row.intervals.get(column, (math.nan,) * 2)[end] for row in produced]
+    frame["note"] = [row.note for row in produced]
+    return frame
+
+
+def _column_order(columns: list[str], produced: list[Row]) -> list[str]:
+    """model, source, each metric with its statistics columns where some row has them, note."""
+    several_seeds = any(len(values) > 1 for row in produced for values in row.values.values())
+    intervals = any(row.intervals for row in produced)
+    order = ["model", "source"]
+    for column in columns:
+        order += [column] + [column + STD] * several_seeds + [column + LO, column + HI] * intervals
+    return order + ["note"]
+
+
+def write_csv(frame: pd.DataFrame, out: str | Path) -> None:
+    """Values with two decimals, missing ones empty, CRLF line ends (the CSV module's dialect)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
+    frame.to_csv(tmp, index=False, float_format="%.2f", na_rep="", lineterminator="\r\n")
     os.replace(tmp, out)
-
-
-# How each table's reproduced rows were obtained (docs/evaluation.md has the details).
-REPRODUCTION_NOTES = {
-    1: "Reproduced rows: val of each configured version, generative decoder; LTMI-LG* = the "
-       "multi-task run ranked by its generative decoder.",
-    2: "Reproduced rows: discriminative decoder; v1.0 test-std comes from the EvalAI result file "
-       "(`evaluate.evalai_result`) when given; otherwise the note says which submission file to upload. "
-       "On the demo, test is scored against its held-back answers as the server would.",
-    3: "Grounding accuracy: a round counts when one of its annotated objects overlaps some region "
-       "(IoU >= 0.5); it is a hit when one of the model's top-3 regions does. Annotations are derived "
-       "from COCO-format instances of the categories the round's question or answer names (or a "
-       "user-supplied file); the note names the source. Random = the exact expected accuracy of 3 "
-       "regions drawn uniformly. The paper's Human row needs annotators and is cited only.",
-    4: "LTMI-Mean/-Random/-Human: the LTMI checkpoint with its distribution over regions replaced at "
-       "inference by the uniform one, another round's (shuffled within the batch), or the uniform "
-       "one over the annotated regions.",
-    5: "Reproduced rows: v1.0 val, discriminative decoder.",
-    6: "Reproduced rows: v1.0 val, generative decoder, one run per grounding loss.",
-    7: "Reproduced rows: M1/M2 from the filled-in judgments of the blinded sheet "
-       "(results/human_eval/sheet.csv); empty until `evaluate.human_judgments` names them.",
-}
-LEGEND = ("Marks in cited rows, as in the paper: † re-implemented by the authors from LTMI's released "
-          "code; ◊ pretrained on large extra datasets; ‡ trained from scratch; * multi-task "
-          "(generative + discriminative) training.")
-
-
-def markdown(csv_paths: list[Path]) -> str:
-    """All tables as Markdown, each under the paper's caption, with how it was reproduced."""
-    papers = paper_tables()
-    parts = ["# The paper's tables, cited and reproduced\n",
-             "Rows with source `paper` are the numbers printed in the paper; the others were "
-             "produced by this pipeline on the dataset their source names (`visdial` = the real "
-             "data, `demo` = the synthetic demo, whose numbers say nothing about the paper's "
-             "claims). Metrics in percent, Mean = mean rank; an empty cell was not reported "
-             f"(paper) or not produced (see the note). {LEGEND}\n"]
-    for path in sorted(csv_paths, key=lambda p: int(Path(p).stem.removeprefix("table"))):
-        n = int(Path(path).stem.removeprefix("table"))
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        parts.append(f"## Table {n}: {papers[f'table{n}']['title']}\n")
-        buffer = io.StringIO()
-        buffer.write("| " + " | ".join(_cell(c) for c in rows[0]) + " |\n")
-        buffer.write("|" + "---|" * len(rows[0]) + "\n")
-        for row in rows[1:]:
-            buffer.write("| " + " | ".join(_cell(c) for c in row) + " |\n")
-        parts.append(buffer.getvalue())
-        parts.append(REPRODUCTION_NOTES[n] + "\n")
-    return "\n".join(parts)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
