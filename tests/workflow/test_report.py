@@ -51,13 +51,34 @@ def test_micro_tables_match_the_paper(finished_micro_run, n):
         assert all(cell for row in produced for cell in row[2:-1]), n
     if n == 3:  # measured, or empty with the reason (a random-weight detector may overlap no object)
         assert "v0.9 val" in produced[0][-1]
-        assert all(produced[0][2:5]) or "annotated rounds has an object" in produced[0][-1]
+        measured = [produced[0][rows[0].index(c)] for c in ("w/o Ans", "w/ Ans", "with LG")]
+        assert all(measured) or "annotated rounds has an object" in produced[0][-1]
+    if n in (1, 2, 4, 5, 6):  # every reproduced metric has its 95 % interval (bootstrap_samples: the default)
+        assert all(f"{column}_lo" in rows[0] for column in paper_tables()[f"table{n}"]["columns"]), n
 
 
-def test_micro_tables_markdown(finished_micro_run):
+def test_micro_significance(finished_micro_run):
+    """One row per LG comparison and metric; on the micro pipeline's handful of dialogs a
+    difference is rarely significant, so the check is on form and consistency."""
+    from visdial_lg.report.significance import COLUMNS, comparisons
+
+    with open(finished_micro_run / "results" / "significance.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == COLUMNS
+    expected = [(str(c.table), c.label, c.column.split()[-1]) for c in comparisons(("v0.9", "v1.0"))]
+    assert [(r["table"], r["model"], r["metric"]) for r in rows] == expected
+    for row in rows:
+        assert 0 <= float(row["p"]) <= 1 and row["seeds"] == row["baseline_seeds"] == "1"
+        assert float(row["diff_lo"]) - 0.01 <= float(row["diff"]) <= float(row["diff_hi"]) + 0.01
+
+
+def test_micro_tables_markdown_and_html(finished_micro_run):
     text = (finished_micro_run / "results" / "tables.md").read_text()
-    assert [line for line in text.splitlines() if line.startswith("## Table")] == [
-        f"## Table {n}: {paper_tables()[f'table{n}']['title']}" for n in range(1, 8)]
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        f"## Table {n}: {paper_tables()[f'table{n}']['title']}" for n in range(1, 8)] + [
+        "## LTMI-LG against LTMI: paired significance"]
+    page = (finished_micro_run / "results" / "tables.html").read_text()
+    assert page.count("<table") == 8 and "LTMI-LG vs LTMI" in page
 
 
 def test_micro_figures(finished_micro_run):
@@ -83,7 +104,7 @@ def _embedded_text(html: str) -> str:
 def test_report_holds_every_table_and_figure_with_captions(report_html):
     assert report_html.lstrip().lower().startswith("<!doctype html")
     text = _embedded_text(report_html)
-    for name in [f"table{n}.csv" for n in range(1, 8)] + ["tables.md", "dialogs.html"] + \
+    for name in [f"table{n}.csv" for n in range(1, 8)] + ["significance.csv", "tables.md", "dialogs.html"] + \
             [f"attention_{i}.png" for i in range(FIGURE_SAMPLES)]:
         assert name in text, name
     for n in range(1, 8):  # each table's caption names it with the paper's title

@@ -32,7 +32,7 @@ rule table:
     params:
         dataset=config["dataset"],
         title=lambda w: PAPER_TABLES[f"table{w.n}"]["title"],  # for the report caption
-        cfg=config_arg("evaluate", "versions"),
+        cfg=config_arg("evaluate", "versions", "statistics"),
     localrule: True
     conda:
         "../../envs/base.yaml"
@@ -50,7 +50,7 @@ rule significance:
     log:
         "results/logs/tables/significance.log",
     params:
-        cfg=config_arg("evaluate", "versions"),
+        cfg=config_arg("versions", "statistics"),
     localrule: True
     conda:
         "../../envs/base.yaml"

@@ -24,7 +24,7 @@ def _table(args, config):
         sheet, key = args.inputs[:2]
         human = table7_rows(key, config.evaluate.human_judgments, sheet)
     write_csv(render_table(args.n, args.inputs, args.dataset, config.evaluate.evalai_result, human,
-                           versions=tuple(config.versions), stats=Statistics.of(config.evaluate)), args.out)
+                           versions=tuple(config.versions), stats=Statistics.of(config.statistics)), args.out)
 
 
 def _significance_arguments(p):
@@ -37,7 +37,7 @@ def _significance(args, config):
     from ..report.significance import significance_frame
     from ..report.tables import Statistics, write_csv
 
-    write_csv(significance_frame(args.inputs, tuple(config.versions), Statistics.of(config.evaluate)), args.out)
+    write_csv(significance_frame(args.inputs, tuple(config.versions), Statistics.of(config.statistics)), args.out)
 
 
 def _tables_markdown_arguments(p):

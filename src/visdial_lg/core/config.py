@@ -221,6 +221,11 @@ class EvaluateConfig(Section):
     evalai_result: str | None
     human_judgments: str | None
     figure_samples: int
+
+
+@dataclass(frozen=True)
+class StatisticsConfig(Section):
+    KEY = "statistics"
     bootstrap_samples: int
     bootstrap_seed: int
 
@@ -277,6 +282,7 @@ class Config:
     lg: LGConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    statistics: StatisticsConfig
     resources: ResourcesConfig
 
     @classmethod

@@ -10,13 +10,14 @@ each table's input files.
 
 A table is a pandas DataFrame. A reproduced cell with several training seeds holds their
 mean, with the sample standard deviation in a `<column>_std` column; with
-`evaluate.bootstrap_samples` > 0 each reproduced metric gets its 95 % interval in
+`statistics.bootstrap_samples` > 0 each reproduced metric gets its 95 % interval in
 `<column>_lo` / `<column>_hi` (dialogs resampled, evaluation/statistics.py; Table 3: the
 Wilson interval). One seed without intervals gives the CSV the tables always had.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -93,8 +94,9 @@ class Statistics:
     level: float = 0.95
 
     @classmethod
-    def of(cls, evaluate_config) -> "Statistics":
-        return cls(evaluate_config.bootstrap_samples, evaluate_config.bootstrap_seed)
+    def of(cls, config) -> "Statistics":
+        """From the config's `statistics` section."""
+        return cls(config.bootstrap_samples, config.bootstrap_seed)
 
 
 def table_inputs(n: int, versions: tuple[str, ...] = VERSIONS, seeds: tuple[int, ...] = (0,)) -> list[str]:
@@ -164,9 +166,21 @@ def _value(evaluation: dict, cell: Cell, column: str):
     return scale(column) * value
 
 
+@functools.lru_cache(maxsize=256)
+def _read_per_dialog(path: Path, decoder: str, modified_ns: int) -> statistics.PerDialog:
+    """A table reads each ranks file once per metric column: what was read is kept (keyed by
+    the file's modification time, so a rewritten file is read again; the arrays are never modified)."""
+    return statistics.load_per_dialog(path, decoder)
+
+
 def per_dialog(evaluations: list[Evaluation], cell: Cell) -> list[statistics.PerDialog]:
     """The per-dialog ranks of a cell's seeds (the ranks files beside their metrics)."""
-    return [statistics.load_per_dialog(ranks_file(e.path), cell.score or e.data["primary"]) for e in evaluations]
+    out = []
+    for e in evaluations:
+        path = ranks_file(e.path)
+        modified = path.stat().st_mtime_ns if path.exists() else 0  # missing: load_per_dialog names it
+        out.append(_read_per_dialog(path, cell.score or e.data["primary"], modified))
+    return out
 
 
 @dataclass
