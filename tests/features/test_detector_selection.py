@@ -6,7 +6,7 @@ import torch
 from visdial_lg.features.anchors import nms
 from visdial_lg.core.config import FeaturesConfig
 from visdial_lg.features.model import BUTDDetector, preprocess
-from visdial_lg.features.selection import describe_regions, max_class_confidence, select_regions
+from visdial_lg.features.selection import describe_regions, max_class_confidence, select_regions, select_regions_batched
 
 
 def _reference_max_conf(boxes, probs, iou):
@@ -46,6 +46,31 @@ def test_many_boxes_need_more_than_one_bitset_word():
     b, p = _random_case(generator, 70, classes=5)
     got = max_class_confidence(b[None], p[None], torch.ones(1, 70, dtype=torch.bool), 0.3)[0]
     assert torch.equal(got, _reference_max_conf(b, p, 0.3))
+
+
+def _reference_selection(max_conf, conf_thresh, min_boxes, max_boxes):
+    """BUTD's rule for one image, written out (generate_tsv.py): threshold, then clamp."""
+    keep = [i for i, c in enumerate(max_conf.tolist()) if c >= conf_thresh]
+    if min_boxes <= len(keep) <= max_boxes:
+        return keep
+    ranked = sorted(range(len(max_conf)), key=lambda i: (-float(max_conf[i]), i))
+    return ranked[: min_boxes if len(keep) < min_boxes else max_boxes]
+
+
+def test_batched_selection_equals_per_image_selection():
+    """One batch of images of different proposal counts (padding = invalid), with ties,
+    hitting every branch: threshold decides, too few (and fewer proposals than min_boxes), too many."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        counts = torch.randint(1, 30, (6,), generator=g).tolist()
+        R = max(counts)
+        conf = (torch.randint(0, 8, (6, R), generator=g).float() / 8)  # coarse: many equal scores
+        valid = torch.arange(R)[None] < torch.tensor(counts)[:, None]
+        conf = conf.masked_fill(~valid, 0.0)
+        thresh, min_boxes, max_boxes = [(0.5, 3, 10), (0.9, 5, 8), (0.0, 2, 4), (0.3, 10, 12)][trial % 4]
+        got = select_regions_batched(conf, valid, thresh, min_boxes, max_boxes)
+        for i, n in enumerate(counts):
+            assert got[i].tolist() == _reference_selection(conf[i, :n], thresh, min_boxes, max_boxes), (trial, i)
 
 
 def test_selection_threshold_then_min_max_clamp_in_butd_order():

@@ -22,7 +22,7 @@ from ..core.errors import InputFormatError
 from .backbone import PIXEL_MEANS_BGR, ResNetC4, level_sizes
 from .roi_heads import Res5ROIHeads
 from .rpn import RPN
-from .selection import describe_regions, max_class_confidence, select_regions
+from .selection import describe_regions, max_class_confidence, select_regions_batched
 from .weights import init_random_weights, load_weights
 
 
@@ -111,8 +111,7 @@ class BUTDDetector(nn.Module):
         probs = pad_sequence(list(class_prob[:, 1:].split(counts)), batch_first=True)  # [B, Rmax, 1600]
         valid = pad_sequence([torch.ones(n, dtype=torch.bool, device=boxes.device) for n in counts], batch_first=True)
         max_conf = max_class_confidence(boxes, probs, valid, self.cfg.class_nms)  # [B, Rmax]
-        return [select_regions(max_conf[i, :n], self.cfg.conf_thresh, self.cfg.min_boxes, self.cfg.max_boxes)
-                for i, n in enumerate(counts)]
+        return select_regions_batched(max_conf, valid, self.cfg.conf_thresh, self.cfg.min_boxes, self.cfg.max_boxes)
 
 
 def _check_given_boxes(given_boxes: list[torch.Tensor], batch: int, device) -> list[torch.Tensor]:

@@ -69,11 +69,28 @@ def max_class_confidence(boxes: torch.Tensor, class_prob: torch.Tensor, valid: t
 def select_regions(max_conf: torch.Tensor, conf_thresh: float, min_boxes: int, max_boxes: int) -> torch.Tensor:
     """Indices of the kept proposals of one image (max_conf [R]), in BUTD's order: proposal
     order when the threshold alone decides, otherwise by decreasing max_conf."""
-    keep = torch.nonzero(max_conf >= conf_thresh).flatten()
-    if min_boxes <= keep.numel() <= max_boxes:
-        return keep
-    ranked = max_conf.argsort(descending=True, stable=True)
-    return ranked[: min_boxes if keep.numel() < min_boxes else max_boxes]
+    everything = torch.ones(1, max_conf.shape[0], dtype=torch.bool, device=max_conf.device)
+    return select_regions_batched(max_conf[None], everything, conf_thresh, min_boxes, max_boxes)[0]
+
+
+def select_regions_batched(max_conf: torch.Tensor, valid: torch.Tensor, conf_thresh: float, min_boxes: int,
+                           max_boxes: int) -> list[torch.Tensor]:
+    """`select_regions` of every image of a batch: max_conf, valid [B, R] (False = padding).
+    The kept proposals pass conf_thresh, in proposal order, when there are min_boxes..max_boxes
+    of them; otherwise the top min_boxes (or all there are), resp. max_boxes, by decreasing
+    max_conf, equal ones in proposal order. Computed for the whole batch, with one wait for the
+    device (the per-image counts) instead of one per image."""
+    B, R = max_conf.shape
+    above = (max_conf >= conf_thresh) & valid  # [B, R]
+    n_above, n_valid = above.sum(1), valid.sum(1)  # [B]
+    position = torch.arange(R, device=max_conf.device).expand(B, R)
+    in_order = torch.where(above, position, position + R).argsort(dim=1)  # [B, R] those above first, in order
+    ranked = max_conf.masked_fill(~valid, -torch.inf).argsort(dim=1, descending=True, stable=True)  # [B, R]
+    by_threshold = (n_above >= min_boxes) & (n_above <= max_boxes)  # [B]
+    count = torch.where(by_threshold, n_above,
+                        torch.where(n_above < min_boxes, n_valid.clamp(max=min_boxes), torch.full_like(n_above, max_boxes)))
+    order = torch.where(by_threshold.unsqueeze(1), in_order, ranked)  # [B, R]
+    return [order[i, :k] for i, k in enumerate(count.tolist())]  # the batch's one host synchronisation
 
 
 def describe_regions(boxes: torch.Tensor, pool5: torch.Tensor, class_prob: torch.Tensor, deltas: torch.Tensor,
