@@ -13,7 +13,8 @@ from PIL import Image
 from helpers.tiny_runs import DIALOGS, LG, LTMI, evaluated, tiny_runs
 from visdial_lg.text.vocab import Vocabulary
 from visdial_lg.core.errors import InputFormatError
-from visdial_lg.report.figures import RANK_COLOURS, _draw_attention, attention_figures, dialog_examples, sample_rounds
+from visdial_lg.report.figures import (RANK_COLOURS, Generation, _draw_attention, attention_figures, dialog_examples,
+                                      sample_rounds)
 from visdial_lg.evaluation.human import answer_text, top_answers
 
 
@@ -101,6 +102,31 @@ def test_dialog_examples(runs_base, tmp_path):  # noqa: F811
             assert line in markdown
             assert html.escape(row["question"]) in page
     assert "| # | Question | Human | LTMI | LTMI-LG |" in markdown
+
+
+def test_dialog_examples_show_each_models_generated_and_retrieved_answers(runs_base, tmp_path):  # noqa: F811
+    """Figure 5's analogue: generated (beam search), retrieved and human answer, side by side."""
+    runs = tiny_runs(runs_base)
+    evaluated(runs_base, LTMI), evaluated(runs_base, LG)
+    evaluations = {"ltmi": runs_base / LTMI / "val_prior.json", "lg": runs_base / LG / "val_prior.json"}
+    generation = Generation({"ltmi": runs["checkpoints"][LTMI], "lg": runs["checkpoints"][LG]}, runs["features"],
+                            width=3)
+    examples = dialog_examples(evaluations, runs["val"], runs["vocab"], tmp_path / "d.md", tmp_path / "d.html", 2,
+                               generation=generation)
+    markdown = (tmp_path / "d.md").read_text()
+    assert "| # | Question | Human | LTMI generated | LTMI retrieved | LTMI-LG generated | LTMI-LG retrieved |" \
+        in markdown
+    vocab_words = set(Vocabulary.load(runs["vocab"]).words[3:])  # <UNK> and the words, not <PAD> <S> </S>
+    for example in examples:
+        for r, row in enumerate(example["rounds"], start=1):
+            for name in ("ltmi", "lg"):
+                assert set(row[f"{name}_generated"].split()) <= vocab_words  # words, no <S>/<PAD>/</S>
+            assert (f"| {r} | {row['question']} | {row['human']} | {row['ltmi_generated']} | {row['ltmi']} | "
+                    f"{row['lg_generated']} | {row['lg']} |") in markdown
+    # the generated answers are the models' own beam search on those rounds
+    again = dialog_examples(evaluations, runs["val"], runs["vocab"], tmp_path / "e.md", tmp_path / "e.html", 2,
+                            generation=generation)
+    assert again == examples
 
 
 def test_dialog_examples_need_val_ranks(runs_base, tmp_path):  # noqa: F811

@@ -52,6 +52,24 @@ def test_every_table_of_the_demo_is_planned(repo, venv_env, tmp_path):
     assert jobs["train"] == 14
 
 
+def test_three_seeds_train_every_run_three_times_without_touching_seed_0(repo, venv_env, tmp_path):
+    """configs/demo-seeds.yaml (make demo-seeds): 3 x 14 trainings, the seeds as @s1/@s2 runs,
+    and a seed-0 training job's command (hence its params) is the one-seed demo's exactly."""
+    def plan(*configs):
+        result = snakemake(repo, venv_env, "-n", "-p", "--cores", "2", "--directory", str(tmp_path),
+                           "--configfile", *[str(repo / c) for c in configs])
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    one, three = plan("configs/demo.yaml"), plan("configs/demo.yaml", "configs/demo-seeds.yaml")
+    jobs = planned_jobs(three)
+    assert jobs["train"] == 42 and jobs["significance"] == 1 and jobs["tables_markdown"] == 1
+    for run in ("v1.0-lg_attn_kl-gen", "v1.0-lg_attn_kl-gen@s1", "v1.0-lg_attn_kl-gen@s2"):
+        assert f"results/runs/{run}/checkpoint.pt" in three
+    command = next(line.strip() for line in one.splitlines() if "train --run-id v1.0-ltmi-gen " in line)
+    assert command in three and "seeds" not in command
+
+
 def test_existing_feature_files_replace_extraction(repo, venv_env, tmp_path):
     existing = tmp_path / "trainval.h5"
     existing.write_bytes(b"")

@@ -3,7 +3,7 @@
 # intervals), the paired tests of LTMI-LG against LTMI, all of them in tables.md and tables.html,
 # and the qualitative figures on sampled val dialogs of the main version:
 # Figure 4 (top-3 regions of LTMI and LTMI-LG per question, one PNG each) and
-# Figure 5 (example dialogs with both models' first-ranked answers).
+# Figure 5 (example dialogs with both models' generated and first-ranked answers).
 
 from visdial_lg.report.significance import significance_inputs
 from visdial_lg.report.tables import TABLES, paper_tables, table_inputs
@@ -118,7 +118,10 @@ rule dialog_figure:
     input:
         ltmi=paths.evaluation_path(FIGURE_RUNS["ltmi"], "val"),
         lg=paths.evaluation_path(FIGURE_RUNS[LG], "val"),
+        ltmi_checkpoint=paths.checkpoint_path(FIGURE_RUNS["ltmi"]),
+        lg_checkpoint=paths.checkpoint_path(FIGURE_RUNS[LG]),
         tokens=tokens_path(MAIN_VERSION, "val"),
+        features=features_path(MAIN_VERSION, "val"),
         vocab=vocab_path(MAIN_VERSION),
     output:
         md=DIALOGS_MD,
@@ -131,10 +134,14 @@ rule dialog_figure:
     log:
         "results/logs/figures/dialogs.log",
     params:
-        cfg=config_arg("evaluate"),
-    localrule: True
+        device=DEVICE,
+        cfg=config_arg("evaluate", "generation"),
+    resources:
+        gpu=RESOURCES["evaluate"]["gpu"],
     conda:
-        "../../envs/base.yaml"
+        "../../envs/torch.yaml"
     shell:
         "python -m visdial_lg figure dialogs --ltmi {input.ltmi} --lg {input.lg} --tokens {input.tokens}"
-        " --vocab {input.vocab} --out-md {output.md} --out-html {output.html} --config {params.cfg} > {log} 2>&1"
+        " --vocab {input.vocab} --ltmi-checkpoint {input.ltmi_checkpoint} --lg-checkpoint {input.lg_checkpoint}"
+        " --features {input.features} --device {params.device}"
+        " --out-md {output.md} --out-html {output.html} --config {params.cfg} > {log} 2>&1"

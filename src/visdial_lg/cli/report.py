@@ -76,6 +76,10 @@ def _figure_arguments(p):
     f.add_argument("--vocab", required=True, type=Path)
     f.add_argument("--out-md", required=True, type=Path)
     f.add_argument("--out-html", required=True, type=Path)
+    f.add_argument("--ltmi-checkpoint", type=Path, help="with --lg-checkpoint and --features: generated answers too")
+    f.add_argument("--lg-checkpoint", type=Path)
+    f.add_argument("--features", type=Path, help="features HDF5 of the val images")
+    f.add_argument("--device", default="cpu")
     for f in figures.choices.values():  # --config after each figure's own arguments, not on `figure`
         add_config_argument(f)
 
@@ -83,12 +87,19 @@ def _figure_arguments(p):
 @command("figure", "the paper's qualitative figures on sampled val dialogs (evaluate.figure_samples)",
          _figure_arguments, config=False)
 def _figure(args, config):
-    from ..report.figures import attention_figures, dialog_examples
+    from ..core.errors import VisdialLGError
+    from ..report.figures import Generation, attention_figures, dialog_examples
 
     count = config.evaluate.figure_samples
     if args.figure == "attention":
         attention_figures({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.features, args.vocab,
                           args.images, args.out_dir, count, device=args.device)
     else:
+        generation = None
+        if args.ltmi_checkpoint or args.lg_checkpoint or args.features:
+            if not (args.ltmi_checkpoint and args.lg_checkpoint and args.features):
+                raise VisdialLGError("generated answers need --ltmi-checkpoint, --lg-checkpoint and --features")
+            generation = Generation({"ltmi": args.ltmi_checkpoint, "lg": args.lg_checkpoint}, args.features,
+                                    config.generation.beam_width, args.device)
         dialog_examples({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.out_md,
-                        args.out_html, count)
+                        args.out_html, count, generation=generation)

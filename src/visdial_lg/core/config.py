@@ -224,6 +224,12 @@ class EvaluateConfig(Section):
 
 
 @dataclass(frozen=True)
+class GenerationConfig(Section):
+    KEY = "generation"
+    beam_width: int
+
+
+@dataclass(frozen=True)
 class StatisticsConfig(Section):
     KEY = "statistics"
     bootstrap_samples: int
@@ -282,6 +288,7 @@ class Config:
     lg: LGConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    generation: GenerationConfig
     statistics: StatisticsConfig
     resources: ResourcesConfig
 

@@ -76,6 +76,14 @@ class GenerativeDecoder(nn.Module):
         logits = self.output(states)  # [N', L', V]
         return F.cross_entropy(logits.flatten(0, 1).float(), targets[:, :length].flatten(), ignore_index=0)
 
+    def _eval_normed(self, states: Tensor) -> Tensor:
+        return F.layer_norm(states, states.shape[-1:], self.eval_norm.weight.to(states.dtype),
+                            self.eval_norm.bias.to(states.dtype))
+
+    def word_logits(self, states: Tensor) -> Tensor:
+        """LSTM outputs [..., H] -> next-word logits [..., V] as scoring sees them (eval norm on)."""
+        return self.output(self._eval_normed(states))
+
     def score(self, context: Tensor, opts_in: Tensor, opts_out: Tensor, embedding: nn.Embedding,
               chunk_tokens: int = 8192) -> Tensor:
         """Summed log-likelihood of each option's words + </S> (no length normalisation).
@@ -86,8 +94,7 @@ class GenerativeDecoder(nn.Module):
         length = int((targets != 0).sum(-1).max().clamp(min=1))
         per_option = context.unsqueeze(1).expand(n, o, -1).reshape(n * o, -1)  # [N*O, H]
         states = self._states(per_option, opts_in.reshape(n * o, full)[:, :length], embedding)  # [N*O, L', H]
-        states = F.layer_norm(states, states.shape[-1:], self.eval_norm.weight.to(states.dtype),
-                              self.eval_norm.bias.to(states.dtype))
+        states = self._eval_normed(states)
         targets = targets[:, :length]
         real = targets != 0  # [N*O, L']
         rows = real.nonzero()[:, 0]  # [T] which option each real token belongs to

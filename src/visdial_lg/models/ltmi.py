@@ -18,6 +18,7 @@ from ..core.runs import RunSpec, parse_run_id
 from .attention import LTMIBlock
 from .common import AttentionPooling, kaiming_init_linears, length_mask, masked_softmax
 from .decoders import DiscriminativeDecoder, GenerativeDecoder
+from .generation import DecoderStepper, Generated, beam_search
 from .encoders import HistoryEncoder, ImageEncoder, TokenEncoder
 from .grounding import ImageSummary, grounding_loss, replace_distribution, summarise
 
@@ -168,14 +169,7 @@ class VisualDialogModel(nn.Module):
         Call model.eval() first. `random` shuffles with `generator` (default: seeded by the
         batch's image ids, so a batch always gets the same permutation)."""
         b, r, o, _ = batch["opts"].shape
-        enc = self.encode(batch)
-        logits, features = self.image_summary.prior(enc.image, enc.image_mask, enc.question, enc.question_mask)
-        prior = masked_softmax(logits, enc.image_mask)
-        if grounding == "random" and generator is None:
-            generator = torch.Generator().manual_seed(int(batch["image_id"].sum()))
-        oracle = oracle_regions.flatten(0, 1) if oracle_regions is not None else None
-        distribution = replace_distribution(grounding, prior, enc.image_mask, oracle, generator)
-        context = self._context(enc, distribution, features)  # [N, D]
+        context = self._inference_context(batch, grounding, oracle_regions, generator)  # [N, D]
         out = {}
         if self.disc is not None:
             out["disc"] = self.disc(context, batch["opts"].flatten(0, 1), batch["opts_len"].flatten(0, 1),
@@ -186,6 +180,28 @@ class VisualDialogModel(nn.Module):
         if self.disc is not None and self.gen is not None:
             out["avg"] = (out["disc"] + out["gen"]) / 2
         return out
+
+    def _inference_context(self, batch: dict, grounding: str, oracle_regions: Tensor | None,
+                           generator: torch.Generator | None) -> Tensor:
+        """Each round's context vector [N, D] at inference, with grounding `grounding`."""
+        enc = self.encode(batch)
+        logits, features = self.image_summary.prior(enc.image, enc.image_mask, enc.question, enc.question_mask)
+        prior = masked_softmax(logits, enc.image_mask)
+        if grounding == "random" and generator is None:
+            generator = torch.Generator().manual_seed(int(batch["image_id"].sum()))
+        oracle = oracle_regions.flatten(0, 1) if oracle_regions is not None else None
+        distribution = replace_distribution(grounding, prior, enc.image_mask, oracle, generator)
+        return self._context(enc, distribution, features)
+
+    @torch.no_grad()
+    def generate(self, batch: dict, width: int = 1, max_len: int = 20, grounding: str = "prior") -> Generated:
+        """Each round's generated answer (models/generation.py), flattened rounds N = B*R:
+        greedy for width 1, else beam search; from the context the scores use."""
+        if self.gen is None:
+            raise VisdialLGError("this run has no generative decoder: only retrieval (ranking the options) is available")
+        context = self._inference_context(batch, grounding, None, None)
+        stepper = DecoderStepper(self.gen, context, self.embedding)
+        return beam_search(stepper, context.shape[0], width, max_len)
 
     @torch.no_grad()
     def region_distributions(self, batch: dict) -> dict[str, Tensor]:

@@ -5,8 +5,9 @@
   model uses at inference: LTMI's pooling weights, LG's prior g), side by side,
   one PNG per question.
 * Figure 5 analogue (`dialog_examples`): sampled dialogs, each round's question with
-  the human answer and the top-ranked answers of LTMI and LTMI-LG, as Markdown and
-  as HTML (the HTML goes into the Snakemake report).
+  the human answer and, for LTMI and LTMI-LG side by side, the answer each generates
+  (beam search, models/generation.py) and the one it retrieves (ranks first among the
+  100 options), as Markdown and as HTML (the HTML goes into the Snakemake report).
 
 Samples are drawn with a fixed seed, so reruns draw the same questions.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import html
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -118,10 +120,45 @@ def _draw_attention(image_path: Path, boxes: np.ndarray, feature_size: tuple[flo
 # ------------------------------------------------------------------------ Figure 5
 
 
+@dataclass(frozen=True)
+class Generation:
+    """What generating answers needs: the runs' checkpoints ({"ltmi": .., "lg": ..}), the val
+    features, the beam width (1: greedy) and the device."""
+
+    checkpoints: dict[str, Path]
+    features: Path
+    width: int
+    device: str = "cpu"
+
+
+def generated_answers(generation: Generation, tokens: Path, vocab: Vocabulary, dialogs: list[int]) -> dict:
+    """{model: {dialog index: [each round's generated answer]}} for the dialogs `dialogs`."""
+    from ..training.checkpoint import load_trained_model
+    from ..training.dataset import OPTION_WORDS, VisDialDataset, batch_to, collate
+
+    device = resolve_device(generation.device)
+    out = {}
+    for name, checkpoint in generation.checkpoints.items():
+        model = load_trained_model(checkpoint, device)[0]
+        dataset = VisDialDataset(tokens, generation.features, feature_dim=model.feature_dim)
+        batch = batch_to(collate([dataset[d] for d in dialogs]), device)
+        found = model.generate(batch, width=generation.width, max_len=OPTION_WORDS + 1)  # words + </S>
+        rounds = batch["ques_len"].shape[1]
+        texts = [_answer(vocab, t[: int(n)].tolist()) for t, n in zip(found.tokens.cpu(), found.length.cpu())]
+        out[name] = {d: texts[i * rounds:(i + 1) * rounds] for i, d in enumerate(dialogs)}
+    return out
+
+
+def _answer(vocab: Vocabulary, ids: list[int]) -> str:
+    """A generated answer's words (its closing </S> dropped)."""
+    return " ".join(vocab.to_words(ids[:-1] if ids and ids[-1] == vocab.EOS else ids))
+
+
 def dialog_examples(evaluations: dict[str, Path], tokens: Path, vocab_path: Path, out_md: Path,
-                    out_html: Path, count: int, seed: int = 0) -> list[dict]:
-    """evaluations: {"ltmi": val metrics JSON, "lg": val metrics JSON} (generative ranks).
-    Writes the sampled dialogs as Markdown and HTML; returns them as dicts."""
+                    out_html: Path, count: int, seed: int = 0, generation: Generation | None = None) -> list[dict]:
+    """evaluations: {"ltmi": val metrics JSON, "lg": val metrics JSON} (generative ranks);
+    generation: also each model's generated answer. Writes the sampled dialogs as Markdown and
+    HTML; returns them as dicts."""
     vocab = Vocabulary.load(vocab_path)
     best = {name: top_answers(path) for name, path in evaluations.items()}
     with h5py.File(tokens, "r") as f:
@@ -135,6 +172,7 @@ def dialog_examples(evaluations: dict[str, Path], tokens: Path, vocab_path: Path
             raise InputFormatError(f"the {NAMES[name]} ranks do not follow the dialogs of {tokens}")
     rng = random.Random(seed)
     dialogs = sorted(rng.sample(range(len(image_ids)), min(count, len(image_ids))))
+    generated = generated_answers(generation, tokens, vocab, dialogs) if generation else {}
     examples = []
     for d in dialogs:
         rounds = []
@@ -143,37 +181,49 @@ def dialog_examples(evaluations: dict[str, Path], tokens: Path, vocab_path: Path
                    "human": answer_text(vocab, a_pool, a_len, answers[d, r])}
             for name, (_, first) in best.items():
                 row[name] = answer_text(vocab, a_pool, a_len, options[d, r, first[d, r]])
+                if name in generated:
+                    row[f"{name}_generated"] = generated[name][d][r]
             rounds.append(row)
         examples.append({"image_id": int(image_ids[d]), "caption": " ".join(vocab.to_words(c_tok[d, : c_len[d]])),
                          "rounds": rounds})
-    _write(out_md, _markdown(examples))
-    _write(out_html, _html(examples))
+    columns = _columns(bool(generated))
+    _write(out_md, _markdown(examples, columns))
+    _write(out_html, _html(examples, columns))
     return examples
 
 
-COLUMNS = (("question", "Question"), ("human", "Human"), ("ltmi", NAMES["ltmi"]), ("lg", NAMES["lg"]))
-INTRO = ("Sampled val dialogs: each round's question, the human (ground-truth) answer, and the answer each "
-         "model (generative decoder) ranks first among the 100 options.")
+def _columns(generated: bool) -> list[tuple[str, str]]:
+    """(key, title) of the table's columns: the two models side by side."""
+    columns = [("question", "Question"), ("human", "Human")]
+    for name in ("ltmi", "lg"):
+        columns += ([(f"{name}_generated", f"{NAMES[name]} generated"), (name, f"{NAMES[name]} retrieved")]
+                    if generated else [(name, NAMES[name])])
+    return columns
 
 
-def _markdown(examples: list[dict]) -> str:
+INTRO = ("Sampled val dialogs: each round's question, the human (ground-truth) answer and, for each model "
+         "(generative decoder), the answer it generates (beam search) and the one it retrieves (ranks first "
+         "among the 100 options).")
+
+
+def _markdown(examples: list[dict], columns) -> str:
     parts = ["# Example dialogs (paper Figure 5 analogue)\n", INTRO + "\n"]
     for example in examples:
         parts.append(f"## Image {example['image_id']}\n\n*{_md(example['caption'])}*\n")
-        parts.append("| # | " + " | ".join(title for _, title in COLUMNS) + " |")
-        parts.append("|---|" + "---|" * len(COLUMNS))
+        parts.append("| # | " + " | ".join(title for _, title in columns) + " |")
+        parts.append("|---|" + "---|" * len(columns))
         for r, row in enumerate(example["rounds"], start=1):
-            parts.append(f"| {r} | " + " | ".join(_md(row[key]) for key, _ in COLUMNS) + " |")
+            parts.append(f"| {r} | " + " | ".join(_md(row[key]) for key, _ in columns) + " |")
         parts.append("")
     return "\n".join(parts)
 
 
-def _html(examples: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in COLUMNS)
+def _html(examples: list[dict], columns) -> str:
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
     body = []
     for example in examples:
         rows = "".join(
-            f"<tr><td>{r}</td>" + "".join(f"<td>{html.escape(row[key])}</td>" for key, _ in COLUMNS) + "</tr>"
+            f"<tr><td>{r}</td>" + "".join(f"<td>{html.escape(row[key])}</td>" for key, _ in columns) + "</tr>"
             for r, row in enumerate(example["rounds"], start=1))
         body.append(f"<h2>Image {example['image_id']}</h2><p><em>{html.escape(example['caption'])}</em></p>"
                     f"<table><tr><th>#</th>{head}</tr>{rows}</table>")
