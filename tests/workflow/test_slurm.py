@@ -38,7 +38,19 @@ from helpers.snakemake_output import planned_jobs
 CLUSTER_DIR = Path(os.environ.get("VISDIAL_LG_SLURM_DIR", "/tmp/visdial-lg-slurm"))
 TARGETS = os.environ.get("VISDIAL_LG_SLURM_TARGETS", "results/table5.csv").split()
 TIMEOUT_S = 1200
-LOCAL_RULES = {"all", "table", "tables_markdown", "download", "unzip", "dialog_figure"}
+
+
+def _local_rules() -> set[str]:
+    """The rules Snakemake runs on the submitting host: `all` and those marked `localrule: True`."""
+    rules = {"all"}
+    for path in (Path(__file__).resolve().parents[2] / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", path.read_text(), flags=re.MULTILINE)[1:]:
+            if re.search(r"^\s+localrule: True", block, flags=re.MULTILINE):
+                rules.add(block.split(":", 1)[0])
+    return rules
+
+
+LOCAL_RULES = _local_rules()
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
