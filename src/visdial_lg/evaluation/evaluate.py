@@ -25,7 +25,7 @@ from ..core.device import resolve_device
 from ..core.errors import InputFormatError
 from ..core.files import read_json, sha256_of, write_text_atomic
 from ..core.paths import ranks_file
-from .metrics import NDCG, SparseGTMetrics, ndcg_per_row, scores_to_ranks
+from .metrics import SparseGTMetrics, ndcg_per_row, scores_to_ranks
 from ..core.runs import GROUNDING_VARIANTS
 from ..training.checkpoint import load_trained_model
 
@@ -69,20 +69,23 @@ def _last_round(tensor: torch.Tensor, num_rounds: torch.Tensor) -> torch.Tensor:
 
 
 class _Scorer:
-    """Accumulates metrics and ranks of each decoder's scores."""
+    """Accumulates, per decoder, the ranks and the metrics: the sparse ones over each round's
+    ground-truth rank, NDCG as the mean of the dialogs' NDCG (also what the statistics resample)."""
 
     def __init__(self) -> None:
         self.sparse: dict[str, SparseGTMetrics] = {}
-        self.ndcg: dict[str, NDCG] = {}
+        self.dense: set[str] = set()  # decoders scored on dense annotations: their metrics have NDCG
         self.ranks: dict[str, list[np.ndarray]] = {}
         self.per_dialog: dict[str, list[np.ndarray]] = {}
 
-    def observe(self, name: str, ranks: torch.Tensor, scores: torch.Tensor, gt_index: torch.Tensor,
-                relevance: torch.Tensor | None) -> None:
-        """ranks, scores [N, O]; gt_index [N] (−1 = unknown); relevance [N, O] or None."""
+    def observe(self, name: str, ranks: torch.Tensor, gt_index: torch.Tensor, ndcg: torch.Tensor,
+                dense: bool) -> None:
+        """ranks [B, R, O] or [B, O]; gt_index [B, R] or [B] (−1 = not scored); ndcg [B] of each
+        dialog's dense round (NaN: none); dense: the batch had dense annotations."""
         self.sparse.setdefault(name, SparseGTMetrics()).observe_ranks(ranks, gt_index)
-        if relevance is not None:
-            self.ndcg.setdefault(name, NDCG()).observe(scores, relevance)
+        self.keep_per_dialog(name, _gt_rank(ranks, gt_index), ndcg)
+        if dense:
+            self.dense.add(name)
 
     def keep_ranks(self, name: str, ranks: torch.Tensor) -> None:
         self.ranks.setdefault(name, []).append(ranks.to(torch.int16).cpu().numpy())
@@ -97,9 +100,10 @@ class _Scorer:
         out = {}
         for name, sparse in self.sparse.items():
             values = sparse.retrieve()
-            if name in self.ndcg:
-                dense = self.ndcg[name].retrieve()
-                values.update(ndcg=dense["ndcg"], ndcg_count=dense["count"])
+            if name in self.dense:
+                ndcg = torch.from_numpy(np.concatenate(self.per_dialog[f"{name}_ndcg"]))
+                ndcg = ndcg[~ndcg.isnan()]  # dialogs with a dense round that has a relevant option
+                values.update(ndcg=float(ndcg.mean()) if len(ndcg) else math.nan, ndcg_count=len(ndcg))
             out[name] = values
         return out
 
@@ -190,17 +194,14 @@ def _ndcg_of_rows(scores: torch.Tensor, relevance: torch.Tensor, rows: torch.Ten
 def _observe_val(scorer: _Scorer, name: str, scores: torch.Tensor, batch: dict) -> None:
     ranks = scores_to_ranks(scores)  # [B, R, O]
     gt = torch.where(batch["round_mask"], batch["gt_index"], torch.full_like(batch["gt_index"], -1))
-    scorer.observe(name, ranks.flatten(0, 1), scores.flatten(0, 1), gt.flatten(), None)
     scorer.keep_ranks(name, ranks)
     ndcg = torch.full((scores.shape[0],), math.nan, dtype=torch.float64)  # [B]
-    if "dense_round" in batch:
-        annotated = batch["dense_round"] > 0  # [B]
-        if annotated.any():
-            rows = torch.arange(scores.shape[0])[annotated]
-            dense_scores = scores[rows, batch["dense_round"][annotated] - 1]  # [M, O]
-            scorer.ndcg.setdefault(name, NDCG()).observe(dense_scores, batch["gt_relevance"][annotated])
-            ndcg = _ndcg_of_rows(dense_scores, batch["gt_relevance"][annotated], rows, scores.shape[0])
-    scorer.keep_per_dialog(name, _gt_rank(ranks, gt), ndcg)
+    annotated = batch["dense_round"] > 0 if "dense_round" in batch else torch.zeros(scores.shape[0], dtype=torch.bool)
+    if annotated.any():
+        rows = torch.arange(scores.shape[0])[annotated]
+        dense_scores = scores[rows, batch["dense_round"][annotated] - 1]  # [M, O]
+        ndcg = _ndcg_of_rows(dense_scores, batch["gt_relevance"][annotated], rows, scores.shape[0])
+    scorer.observe(name, ranks, gt, ndcg, dense=bool(annotated.any()))
 
 
 def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
@@ -224,9 +225,8 @@ def _observe_test(scorer, name, scores, batch, answers, submission) -> None:
                                    f"{answers[image_id]['round_id']}, the dialog's last round is {int(batch['num_rounds'][b])}")
     gt = torch.tensor([int(answers[i]["gt_index"]) for i in image_ids])  # [B]
     relevance = torch.tensor([answers[i]["gt_relevance"] for i in image_ids], dtype=torch.float32)  # [B, O]
-    scorer.observe(name, ranks, last, gt, relevance)
-    scorer.keep_per_dialog(name, _gt_rank(ranks, gt), _ndcg_of_rows(last, relevance, torch.arange(len(image_ids)),
-                                                                     len(image_ids)))
+    scorer.observe(name, ranks, gt, _ndcg_of_rows(last, relevance, torch.arange(len(image_ids)), len(image_ids)),
+                   dense=True)
 
 
 def _write_json(path: str | Path, obj) -> None:
