@@ -43,7 +43,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 
 from visdial_lg.core.config import Config  # noqa: E402
 from visdial_lg.core.paths import IMAGESET_OF, evaluation_path, grounding_path  # noqa: E402
-from visdial_lg.core.runs import LG, main_version, parse_run_id, seed_suffix  # noqa: E402
+from visdial_lg.core.runs import LG, RunSpec, main_version, parse_run_id  # noqa: E402
 from visdial_lg.report.significance import significance_inputs  # noqa: E402
 from visdial_lg.report.tables import TABLES, table_inputs  # noqa: E402
 
@@ -122,8 +122,9 @@ def paper_dag(versions: tuple[str, ...], seeds: tuple[int, ...]) -> dict:
     """The GPU jobs of the tables, the significance tests, the human-evaluation sheet and the figures."""
     files = [p for n in TABLES for p in table_inputs(n, versions, seeds)] + significance_inputs(versions, seeds)
     main = main_version(versions)  # workflow/rules/evaluate.smk human_eval_sheet, report.smk dialog_figure
-    first = seed_suffix(seeds[0])  # common.smk run_id(): their runs are of the first seed
-    files += [evaluation_path(f"{main}-{model}-gen{first}", "val") for model in ("ltmi", LG)]
+    # common.smk run_id(): their runs are those of the first seed
+    figure_runs = [RunSpec(main, model, "gen", seeds[0]).run_id for model in ("ltmi", LG)]
+    files += [evaluation_path(run, "val") for run in figure_runs]
     evaluations, groundings, skipped = set(), set(), set()
     for path in files:
         if path.startswith("results/runs/") and path.endswith(".json"):
@@ -134,7 +135,7 @@ def paper_dag(versions: tuple[str, ...], seeds: tuple[int, ...]) -> dict:
             skipped.add(path)
     runs = {run for run, *_ in evaluations} | {run for run, _ in groundings}
     # The attention figures (Figure 4) load the checkpoints of the human evaluation's runs.
-    runs |= {f"{main}-{model}-gen{first}" for model in ("ltmi", LG)}
+    runs |= set(figure_runs)
     return {"runs": runs, "evaluations": evaluations, "groundings": groundings, "skipped": skipped}
 
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from visdial_lg.core import paths  # noqa: E402
 from visdial_lg.core.config import ConfigError, validate  # noqa: E402
-from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, MODELS, SEED_SUFFIX, VERSIONS, main_version, seed_suffix  # noqa: E402
+from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, MODELS, SEED_SUFFIX, VERSIONS, RunSpec, main_version  # noqa: E402
 
 try:
     validate(config)  # in place: fills the schema's defaults
@@ -147,9 +147,9 @@ RUN_WILDCARDS = dict(model="|".join(MODELS), decoder="|".join(DECODERS), seed=SE
 SEEDS = config["train"]["seeds"]  # every run a table needs is trained once per seed
 
 
-def run_id(version, model, decoder, seed=None):
-    """A run's id; seed None: the first of `train.seeds` (the figures and the human evaluation's run)."""
-    return f"{version}-{model}-{decoder}{seed_suffix(SEEDS[0] if seed is None else seed)}"
+def run_id(version, model, decoder):
+    """The id of the run trained with the first of `train.seeds` (the figures' and the human evaluation's)."""
+    return RunSpec(version, model, decoder, SEEDS[0]).run_id
 
 
 features_path = paths.features_path

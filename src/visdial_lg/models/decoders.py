@@ -59,12 +59,16 @@ class GenerativeDecoder(nn.Module):
         self.eval_norm.requires_grad_(False)
         self.output = nn.Linear(hidden, vocab_size)
 
+    def initial_state(self, context: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+        """The LSTM's (h0, c0) [layers, M, H]: h0 = the context in every layer, c0 = 0."""
+        h0 = context.unsqueeze(0).expand(self.layers, -1, -1).contiguous().to(dtype or context.dtype)
+        return h0, torch.zeros_like(h0)
+
     def _states(self, context: Tensor, inputs: Tensor, embedding: nn.Embedding) -> Tensor:
         """context [M, H], inputs [M, L] (<S> + words) -> LSTM outputs [M, L, H].
         Unidirectional, so right padding never reaches a real position: no packing needed."""
-        h0 = context.unsqueeze(0).expand(self.layers, -1, -1).contiguous()  # [layers, M, H]
         emb = embedding(inputs)
-        outputs, _ = self.lstm(emb, (h0.to(emb.dtype), torch.zeros_like(h0, dtype=emb.dtype)))
+        outputs, _ = self.lstm(emb, self.initial_state(context, emb.dtype))
         return outputs
 
     def loss(self, context: Tensor, ans_in: Tensor, ans_out: Tensor, rounds: Tensor, embedding: nn.Embedding) -> Tensor:

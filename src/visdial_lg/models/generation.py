@@ -130,8 +130,7 @@ class DecoderStepper:
         self.decoder, self.context, self.embedding = decoder, context, embedding
 
     def start(self):
-        h0 = self.context.unsqueeze(0).expand(self.decoder.layers, -1, -1).contiguous()  # [layers, N, H]
-        return h0, torch.zeros_like(h0)
+        return self.decoder.initial_state(self.context)
 
     def step(self, tokens: Tensor, state):
         outputs, state = self.decoder.lstm(self.embedding(tokens.to(self.context.device)).unsqueeze(1), state)

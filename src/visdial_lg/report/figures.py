@@ -137,13 +137,13 @@ def generated_answers(generation: Generation, tokens: Path, vocab: Vocabulary, d
     from ..training.dataset import OPTION_WORDS, VisDialDataset, batch_to, collate
 
     device = resolve_device(generation.device)
+    models = {name: load_trained_model(path, device)[0] for name, path in generation.checkpoints.items()}
+    dataset = VisDialDataset(tokens, generation.features, feature_dim=next(iter(models.values())).feature_dim)
+    batch = batch_to(collate([dataset[d] for d in dialogs]), device)
+    rounds = batch["ques_len"].shape[1]
     out = {}
-    for name, checkpoint in generation.checkpoints.items():
-        model = load_trained_model(checkpoint, device)[0]
-        dataset = VisDialDataset(tokens, generation.features, feature_dim=model.feature_dim)
-        batch = batch_to(collate([dataset[d] for d in dialogs]), device)
+    for name, model in models.items():
         found = model.generate(batch, width=generation.width, max_len=OPTION_WORDS + 1)  # words + </S>
-        rounds = batch["ques_len"].shape[1]
         texts = [_answer(vocab, t[: int(n)].tolist()) for t, n in zip(found.tokens.cpu(), found.length.cpu())]
         out[name] = {d: texts[i * rounds:(i + 1) * rounds] for i, d in enumerate(dialogs)}
     return out

@@ -41,11 +41,11 @@ class Comparison:
 
 def comparisons(versions: tuple[str, ...] = VERSIONS) -> list[Comparison]:
     """Every (LG row, column) of the tables against the LTMI row's cell of that column."""
-    out = []
+    out, papers = [], paper_tables()
     for n, rows in ROWS.items():
         baseline = dict(rows)[BASELINE]
         for label, cells in rows:
-            for column in paper_tables()[f"table{n}"]["columns"]:
+            for column in papers[f"table{n}"]["columns"]:
                 lg, ltmi = cell_of(cells, column), cell_of(baseline, column)
                 if lg.model.startswith("lg_") and lg.version in versions:
                     out.append(Comparison(n, label, column, lg, ltmi))

@@ -109,8 +109,7 @@ def _train(spec: RunSpec, inputs: TrainInputs, out_dir: Path, config: Config, ct
     fingerprint = input_fingerprint(Path(inputs.tokens), Path(inputs.vocab), Path(inputs.features),
                                     Path(inputs.glove) if inputs.glove is not None else None)
     resume_path = out_dir / RESUME_NAME
-    start_epoch = _resume(resume_path, spec, cfg, spec.seed, vocab_size, fingerprint, model, optimizer, scheduler,
-                          ctx)
+    start_epoch = _resume(resume_path, spec, cfg, vocab_size, fingerprint, model, optimizer, scheduler, ctx)
     if start_epoch == 0 and ctx.rank > 0:
         seed_everything(spec.seed + ctx.rank)  # distinct dropout masks per rank
     net = model
@@ -267,7 +266,7 @@ def _result_config(cfg: dict) -> dict:
     return {"model": cfg["model"], "lg": cfg["lg"], "train": train}
 
 
-def _resume(path: Path, spec, cfg, seed, vocab_size, fingerprint, model, optimizer, scheduler,
+def _resume(path: Path, spec, cfg, vocab_size, fingerprint, model, optimizer, scheduler,
             ctx: DistContext) -> int:
     """Restore `last.pt` if it was written by this run, config and inputs; returns the completed epochs.
 
@@ -296,7 +295,7 @@ def _resume(path: Path, spec, cfg, seed, vocab_size, fingerprint, model, optimiz
     if len(rngs) == ctx.world_size:
         set_rng_state(rngs[ctx.rank])
     else:  # another process count: data order is unchanged, dropout masks are not
-        seed_everything(seed + 1000 * state["epoch"] + ctx.rank)
+        seed_everything(spec.seed + 1000 * state["epoch"] + ctx.rank)
         if ctx.is_main:
             print(f"{path}: saved by {len(rngs)} processes, resumed by {ctx.world_size}: "
                   "RNG streams reseeded", flush=True)
