@@ -37,3 +37,15 @@ def bad_image_bytes(kind: str) -> bytes:
 
 BAD_KINDS = ["empty", "truncated-jpeg", "jpeg-missing-eoi", "jpeg-cut-in-header", "truncated-png", "corrupt",
              "garbage-between-jpeg-markers", "not-an-image"]
+
+
+def images_of_features(features, folder):
+    """A smooth test image per row of a features file, named as a COCO val file, at the size
+    the file records (the figures and the explorer draw on them); returns `folder`."""
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(features) as f:
+        for image_id, w, h in zip(f["image_id"][:], f["image_w"][:], f["image_h"][:]):
+            cv2.imwrite(str(folder / coco_name(int(image_id))), pixels(int(h), int(w), seed=int(image_id)))
+    return folder

@@ -45,6 +45,10 @@ def test_a_wheel_installed_outside_the_checkout_validates_configs(repo, tmp_path
         "    c.validate({'train': {'epochz': 5}})\n"
         "except c.ConfigError as e:\n"
         "    print(e)\n"
+        "from importlib import resources\n"
+        "from visdial_lg.report.explorer import PAGE_FILES\n"
+        "page = resources.files('visdial_lg') / 'resources' / 'explorer'\n"
+        "assert all((page / name).is_file() for name in PAGE_FILES), 'the explorer page is not in the wheel'\n"
     )
     validated = _run([python, "-c", script], cwd=outside)
     assert validated.returncode == 0, validated.stderr

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.images import images_of_features
 from helpers.tiny_runs import DIALOGS, LG, LTMI, evaluated, tiny_runs
 from visdial_lg.text.vocab import Vocabulary
 from visdial_lg.core.errors import InputFormatError
@@ -20,12 +21,7 @@ from visdial_lg.evaluation.human import answer_text, top_answers
 
 @pytest.fixture(scope="module")
 def images(runs_base, tmp_path_factory):  # noqa: F811
-    """Grey images named as COCO files, at the size the features file records."""
-    folder = tmp_path_factory.mktemp("images")
-    with h5py.File(tiny_runs(runs_base)["features"]) as f:
-        for image_id, w, h in zip(f["image_id"][:], f["image_w"][:], f["image_h"][:]):
-            Image.new("RGB", (int(w), int(h)), (128, 128, 128)).save(folder / f"COCO_val2014_{image_id:012d}.jpg")
-    return folder
+    return images_of_features(tiny_runs(runs_base)["features"], tmp_path_factory.mktemp("images"))
 
 
 def test_sample_rounds_draws_answered_rounds_reproducibly():

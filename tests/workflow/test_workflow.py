@@ -46,7 +46,8 @@ def test_every_table_of_the_demo_is_planned(repo, venv_env, tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     assert jobs["make_demo"] == 1 and jobs["table"] == 7 and jobs["tables_markdown"] == 1
-    assert jobs["attention_figures"] == 1 and jobs["dialog_figure"] == 1 and jobs["evaluate_test"] == 2
+    assert jobs["attention_figures"] == 1 and jobs["dialog_figure"] == 1 and jobs["explorer"] == 1
+    assert jobs["evaluate_test"] == 2
     assert "download" not in jobs  # the demo needs no network
     # every run of every table: 5 per version, plus the 4 ablations on v1.0
     assert jobs["train"] == 14

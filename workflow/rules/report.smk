@@ -81,7 +81,10 @@ ATTENTION_FIGURES = [
     f"results/figures/attention_{i}.png" for i in range(config["evaluate"]["figure_samples"])
 ]
 DIALOGS_MD, DIALOGS_HTML = "results/figures/dialogs.md", "results/figures/dialogs.html"
-ALL_FIGURES = ATTENTION_FIGURES + [DIALOGS_MD, DIALOGS_HTML]
+# The dialog explorer (visdial_lg/report/explorer.py): the page, its data and images/ beside them.
+EXPLORER_DIR = "results/explorer"
+EXPLORER = [f"{EXPLORER_DIR}/{name}" for name in ("index.html", "explorer.js", "explorer.css", "data.js")]
+ALL_FIGURES = ATTENTION_FIGURES + [DIALOGS_MD, DIALOGS_HTML] + EXPLORER
 
 
 rule attention_figures:
@@ -145,3 +148,34 @@ rule dialog_figure:
         " --vocab {input.vocab} --ltmi-checkpoint {input.ltmi_checkpoint} --lg-checkpoint {input.lg_checkpoint}"
         " --features {input.features} --device {params.device}"
         " --out-md {output.md} --out-html {output.html} --config {params.cfg} > {log} 2>&1"
+
+
+# Written with its images/ folder beside the declared files (the job empties it first).
+rule explorer:
+    input:
+        ltmi=paths.evaluation_path(FIGURE_RUNS["ltmi"], "val"),
+        lg=paths.evaluation_path(FIGURE_RUNS[LG], "val"),
+        ltmi_checkpoint=paths.checkpoint_path(FIGURE_RUNS["ltmi"]),
+        lg_checkpoint=paths.checkpoint_path(FIGURE_RUNS[LG]),
+        tokens=tokens_path(MAIN_VERSION, "val"),
+        features=features_path(MAIN_VERSION, "val"),
+        vocab=vocab_path(MAIN_VERSION),
+        images=[input_stamp(name) for name in FIGURE_IMAGES],
+    output:
+        EXPLORER,
+    log:
+        "results/logs/figures/explorer.log",
+    params:
+        images=[input_path(name) for name in FIGURE_IMAGES],
+        out_dir=EXPLORER_DIR,
+        device=DEVICE,
+        cfg=config_arg("explorer", "generation"),
+    resources:
+        gpu=RESOURCES["evaluate"]["gpu"],
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m visdial_lg explorer --ltmi {input.ltmi} --lg {input.lg}"
+        " --ltmi-checkpoint {input.ltmi_checkpoint} --lg-checkpoint {input.lg_checkpoint}"
+        " --tokens {input.tokens} --features {input.features} --vocab {input.vocab} --images {params.images}"
+        " --out-dir {params.out_dir} --device {params.device} --config {params.cfg} > {log} 2>&1"

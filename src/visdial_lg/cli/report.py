@@ -103,3 +103,28 @@ def _figure(args, config):
                                     config.generation.beam_width, args.device)
         dialog_examples({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.out_md,
                         args.out_html, count, generation=generation)
+
+
+def _explorer_arguments(p):
+    p.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen), ranks beside it")
+    p.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen), ranks beside it")
+    p.add_argument("--ltmi-checkpoint", required=True, type=Path)
+    p.add_argument("--lg-checkpoint", required=True, type=Path)
+    p.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
+    p.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
+    p.add_argument("--vocab", required=True, type=Path)
+    p.add_argument("--images", required=True, nargs="+", type=Path, metavar="DIR", help="folders of the val images")
+    p.add_argument("--out-dir", required=True, type=Path, help="the explorer folder (index.html, data.js, images/)")
+    p.add_argument("--device", default="cpu")
+
+
+@command("explorer", "the dialog explorer: a static page of sampled val dialogs (explorer.dialogs)",
+         _explorer_arguments)
+def _explorer(args, config):
+    from ..report.explorer import ExplorerInputs, ExplorerSettings, build_explorer
+
+    inputs = ExplorerInputs({"ltmi": args.ltmi_checkpoint, "lg": args.lg_checkpoint},
+                            {"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.features, args.vocab, args.images)
+    settings = ExplorerSettings(config.explorer.dialogs, config.explorer.top_regions, config.explorer.top_options,
+                                config.generation.beam_width, device=args.device)
+    build_explorer(inputs, settings, args.out_dir)

@@ -230,6 +230,14 @@ class GenerationConfig(Section):
 
 
 @dataclass(frozen=True)
+class ExplorerConfig(Section):
+    KEY = "explorer"
+    dialogs: int
+    top_regions: int
+    top_options: int
+
+
+@dataclass(frozen=True)
 class StatisticsConfig(Section):
     KEY = "statistics"
     bootstrap_samples: int
@@ -289,6 +297,7 @@ class Config:
     train: TrainConfig
     evaluate: EvaluateConfig
     generation: GenerationConfig
+    explorer: ExplorerConfig
     statistics: StatisticsConfig
     resources: ResourcesConfig
 

@@ -44,6 +44,12 @@ def answer_text(vocab: Vocabulary, pool, lengths, index) -> str:
 
 def top_answers(metrics_json: Path, decoder: str = "gen") -> tuple[np.ndarray, np.ndarray]:
     """From an evaluation's saved ranks: (image ids [D], the option ranked first [D, R])."""
+    image_ids, ranks = saved_ranks(metrics_json, decoder)
+    return image_ids, ranks.argmin(-1)
+
+
+def saved_ranks(metrics_json: Path, decoder: str = "gen") -> tuple[np.ndarray, np.ndarray]:
+    """An evaluation's saved ranks: (image ids [D], each option's rank [D, R, O], 1 = first)."""
     data = read_json(metrics_json, "evaluation metrics")
     ranks_name = data.get("ranks") if isinstance(data, dict) else None
     if not isinstance(ranks_name, str):
@@ -53,7 +59,7 @@ def top_answers(metrics_json: Path, decoder: str = "gen") -> tuple[np.ndarray, n
         with np.load(path) as data:
             if decoder not in data or data[decoder].ndim != 3:
                 raise InputFormatError(f"{path}: no per-round '{decoder}' ranks (a val evaluation is needed)")
-            return data["image_id"], data[decoder].argmin(-1)
+            return data["image_id"], data[decoder]
     except OSError as e:
         raise InputFormatError(f"cannot read the ranks {path}: {e}") from e
 
