@@ -167,7 +167,7 @@ rule explorer:
         "results/logs/figures/explorer.log",
     params:
         images=[input_path(name) for name in FIGURE_IMAGES],
-        out_dir=EXPLORER_DIR,
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
         device=DEVICE,
         cfg=config_arg("explorer", "generation"),
     resources:
