@@ -47,7 +47,7 @@ def _panel(driver, view: str = "lg_prior"):
 
 
 def _set_boxes_visible(driver, visible: bool) -> None:
-    driver.execute_script("document.querySelectorAll('rect.region').forEach(r => r.style.display = arguments[0])",
+    driver.execute_script("document.querySelectorAll('g.region-box').forEach(g => g.style.display = arguments[0])",
                           "" if visible else "none")
 
 

@@ -71,12 +71,19 @@
                                        preserveAspectRatio: "none" }));
       const regions = round.regions[view.key];
       const legend = element("ol");
-      // Draw the first-ranked region last, on top.
+      // Draw the first-ranked region last, on top; each box labelled "rank: weight".
+      const font = Math.max(6, w / 28);
       [...regions].reverse().forEach(([k, weight], i) => {
         const rank = regions.length - 1 - i, [x1, y1, x2, y2] = dialog.boxes[k];
-        svg.append(svgElement("rect", { class: "region", "data-rank": rank + 1, "data-region": k,
+        const box = svgElement("g", { class: "region-box" });
+        box.append(svgElement("rect", { class: "region", "data-rank": rank + 1, "data-region": k,
           x: x1, y: y1, width: x2 - x1, height: y2 - y1, fill: "none", stroke: colour(rank),
           "stroke-width": Math.max(2, w / 100) * (1 - 0.2 * Math.min(rank, 3)) }));
+        const label = svgElement("text", { x: x1 + font * 0.2, y: y1 + font, "font-size": font, class: "region-label" });
+        label.textContent = `${rank + 1}: ${weight.toFixed(2)}`;
+        box.append(svgElement("rect", { x: x1, y: y1, width: font * 3.4, height: font * 1.25, fill: colour(rank),
+                                        opacity: 0.85 }), label);
+        svg.append(box);
       });
       regions.forEach(([k, weight], rank) => {
         const item = element("li");
