@@ -58,6 +58,15 @@ def _tables_markdown(args, config):
         write_text_atomic(args.out_html, html(args.tables, args.significance))
 
 
+def _figure_runs_arguments(p, checkpoints_required: bool) -> None:
+    """The two figure runs: their val evaluations (ranks beside them) and their checkpoints."""
+    p.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen), ranks beside it")
+    p.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen), ranks beside it")
+    p.add_argument("--ltmi-checkpoint", required=checkpoints_required, type=Path,
+                   help=None if checkpoints_required else "with --lg-checkpoint and --features: generated answers too")
+    p.add_argument("--lg-checkpoint", required=checkpoints_required, type=Path)
+
+
 def _figure_arguments(p):
     figures = p.add_subparsers(dest="figure", required=True, metavar="FIGURE")
     f = figures.add_parser("attention", help="Figure 4: top-3 regions of LTMI and LTMI-LG per question (PNGs)")
@@ -70,14 +79,11 @@ def _figure_arguments(p):
     f.add_argument("--out-dir", required=True, type=Path, help="writes attention_{i}.png here")
     f.add_argument("--device", default="cpu")
     f = figures.add_parser("dialogs", help="Figure 5: example dialogs with both models' answers (Markdown + HTML)")
-    f.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen), ranks beside it")
-    f.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen), ranks beside it")
+    _figure_runs_arguments(f, checkpoints_required=False)
     f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
     f.add_argument("--vocab", required=True, type=Path)
     f.add_argument("--out-md", required=True, type=Path)
     f.add_argument("--out-html", required=True, type=Path)
-    f.add_argument("--ltmi-checkpoint", type=Path, help="with --lg-checkpoint and --features: generated answers too")
-    f.add_argument("--lg-checkpoint", type=Path)
     f.add_argument("--features", type=Path, help="features HDF5 of the val images")
     f.add_argument("--device", default="cpu")
     for f in figures.choices.values():  # --config after each figure's own arguments, not on `figure`
@@ -106,10 +112,7 @@ def _figure(args, config):
 
 
 def _explorer_arguments(p):
-    p.add_argument("--ltmi", required=True, type=Path, help="val metrics JSON of LTMI (gen), ranks beside it")
-    p.add_argument("--lg", required=True, type=Path, help="val metrics JSON of LTMI-LG (gen), ranks beside it")
-    p.add_argument("--ltmi-checkpoint", required=True, type=Path)
-    p.add_argument("--lg-checkpoint", required=True, type=Path)
+    _figure_runs_arguments(p, checkpoints_required=True)
     p.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
     p.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
     p.add_argument("--vocab", required=True, type=Path)

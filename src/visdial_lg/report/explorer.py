@@ -30,13 +30,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..core.device import resolve_device
 from ..core.errors import InputFormatError
 from ..core.files import write_text_atomic
 from ..evaluation.human import SYSTEMS, answer_text, saved_ranks
 from ..features.images import list_image_folders
 from ..text.vocab import Vocabulary
-from .figures import RANK_COLOURS, Generation, generated_answers
+from .figures import RANK_COLOURS, FigureModels, generate_answers
 
 PAGE_FILES = ("index.html", "explorer.js", "explorer.css")  # in resources/explorer/
 DATA_FILE = "data.js"
@@ -97,9 +96,9 @@ def build_explorer(inputs: ExplorerInputs, settings: ExplorerSettings, out_dir: 
     if missing:
         raise InputFormatError(f"image {missing[0]} (a sampled val dialog) is in none of "
                                f"{', '.join(map(str, inputs.image_dirs))}")
-    regions = _region_distributions(inputs, settings, dialogs)
-    generation = Generation(inputs.checkpoints, inputs.features, settings.beam_width, settings.device)
-    generated = generated_answers(generation, inputs.tokens, vocab, dialogs)
+    figure_models = FigureModels(inputs.checkpoints, inputs.tokens, inputs.features, settings.device)
+    regions = _region_distributions(figure_models, dialogs)
+    generated = generate_answers(figure_models, vocab, dialogs, settings.beam_width)
 
     def text(pool, lengths, index) -> str:
         return answer_text(vocab, pool, lengths, int(index))
@@ -136,20 +135,14 @@ def build_explorer(inputs: ExplorerInputs, settings: ExplorerSettings, out_dir: 
     return data
 
 
-def _region_distributions(inputs: ExplorerInputs, settings: ExplorerSettings, dialogs: list[int]) -> dict:
+def _region_distributions(figure_models: FigureModels, dialogs: list[int]) -> dict:
     """Per sampled dialog: its regions' boxes and image size (as the features file has them)
     and, for each view, the weights [R][valid regions] of its distribution."""
     import torch
 
-    from ..training.checkpoint import load_trained_model
-    from ..training.dataset import VisDialDataset, batch_to, collate
-
-    device = resolve_device(settings.device)
-    models = {name: load_trained_model(path, device)[0] for name, path in inputs.checkpoints.items()}
-    dataset = VisDialDataset(inputs.tokens, inputs.features, feature_dim=next(iter(models.values())).feature_dim)
-    batch = batch_to(collate([dataset[d] for d in dialogs]), device)
+    batch = figure_models.batch(dialogs)
     with torch.no_grad():
-        distributions = {name: model.region_distributions(batch) for name, model in models.items()}
+        distributions = {name: model.region_distributions(batch) for name, model in figure_models.models.items()}
     out: dict = {"boxes": [], "size": []}
     out.update({key: [] for key, *_ in VIEWS})
     for i in range(len(dialogs)):

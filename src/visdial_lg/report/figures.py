@@ -46,6 +46,26 @@ def sample_rounds(num_rounds: np.ndarray, answers: np.ndarray, count: int, seed:
     return sorted(random.Random(seed).sample(pool, count))
 
 
+class FigureModels:
+    """The figure runs' trained models ({"ltmi": .., "lg": ..}) and the val dialogs to batch
+    for them, loaded once."""
+
+    def __init__(self, checkpoints: dict[str, Path], tokens: Path, features: Path, device: str = "cpu"):
+        from ..training.checkpoint import load_trained_model
+        from ..training.dataset import VisDialDataset
+
+        self.device = resolve_device(device)
+        self.models = {name: load_trained_model(path, self.device)[0] for name, path in checkpoints.items()}
+        feature_dim = next(iter(self.models.values())).feature_dim
+        self.dataset = VisDialDataset(tokens, features, feature_dim=feature_dim)
+
+    def batch(self, dialogs: list[int]) -> dict:
+        """The dialogs (indices into the tokens file) as one batch on the models' device."""
+        from ..training.dataset import batch_to, collate
+
+        return batch_to(collate([self.dataset[d] for d in dialogs]), self.device)
+
+
 # ------------------------------------------------------------------------ Figure 4
 
 
@@ -53,29 +73,25 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
                       image_dirs: list[Path], out_dir: Path, count: int, seed: int = 0,
                       device: str = "cpu") -> list[Path]:
     """checkpoints: {"ltmi": .., "lg": ..}; writes out_dir/attention_{i}.png, i < count."""
-    from ..training.dataset import VisDialDataset, batch_to, collate
     from ..features.images import list_image_folders
-    from ..training.checkpoint import load_trained_model
 
-    device = resolve_device(device)
-    models = {name: load_trained_model(path, device)[0] for name, path in checkpoints.items()}
+    figure_models = FigureModels(checkpoints, tokens, features, device)
     vocab = Vocabulary.load(vocab_path)
     images = {entry.image_id: entry.path for entry in list_image_folders(image_dirs)}
     with h5py.File(tokens, "r") as f:
         num_rounds, answers, image_ids = f["num_rounds"][:], f["answer"][:], f["image_id"][:]
         q_pool, q_len, a_pool, a_len, questions = (f["question_tokens"][:], f["question_len"][:],
                                                    f["answer_tokens"][:], f["answer_len"][:], f["question"][:])
-    dataset = VisDialDataset(tokens, features, feature_dim=next(iter(models.values())).feature_dim)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i, (d, r) in enumerate(sample_rounds(num_rounds, answers, count, seed)):
         image_id = int(image_ids[d])
         if image_id not in images:
             raise InputFormatError(f"image {image_id} (val dialog {d}) is in none of {', '.join(map(str, image_dirs))}")
-        batch = batch_to(collate([dataset[d]]), device)
+        batch = figure_models.batch([d])
         valid = int(batch["num_boxes"][0])
         top = {}
-        for name, model in models.items():
+        for name, model in figure_models.models.items():
             prior = model.region_distributions(batch)["prior"][0, r, :valid].float().cpu()  # [valid]
             values, indices = prior.topk(min(TOP, valid))
             top[name] = list(zip(indices.tolist(), values.tolist()))
@@ -133,17 +149,19 @@ class Generation:
 
 def generated_answers(generation: Generation, tokens: Path, vocab: Vocabulary, dialogs: list[int]) -> dict:
     """{model: {dialog index: [each round's generated answer]}} for the dialogs `dialogs`."""
-    from ..training.checkpoint import load_trained_model
-    from ..training.dataset import OPTION_WORDS, VisDialDataset, batch_to, collate
+    figure_models = FigureModels(generation.checkpoints, tokens, generation.features, generation.device)
+    return generate_answers(figure_models, vocab, dialogs, generation.width)
 
-    device = resolve_device(generation.device)
-    models = {name: load_trained_model(path, device)[0] for name, path in generation.checkpoints.items()}
-    dataset = VisDialDataset(tokens, generation.features, feature_dim=next(iter(models.values())).feature_dim)
-    batch = batch_to(collate([dataset[d] for d in dialogs]), device)
+
+def generate_answers(figure_models: FigureModels, vocab: Vocabulary, dialogs: list[int], width: int) -> dict:
+    """{model: {dialog index: [each round's generated answer]}}, beam search of `width`."""
+    from ..training.dataset import OPTION_WORDS
+
+    batch = figure_models.batch(dialogs)
     rounds = batch["ques_len"].shape[1]
     out = {}
-    for name, model in models.items():
-        found = model.generate(batch, width=generation.width, max_len=OPTION_WORDS + 1)  # words + </S>
+    for name, model in figure_models.models.items():
+        found = model.generate(batch, width=width, max_len=OPTION_WORDS + 1)  # words + </S>
         texts = [_answer(vocab, t[: int(n)].tolist()) for t, n in zip(found.tokens.cpu(), found.length.cpu())]
         out[name] = {d: texts[i * rounds:(i + 1) * rounds] for i, d in enumerate(dialogs)}
     return out
