@@ -70,3 +70,19 @@ def test_forcerun_of_one_stage_reruns_it_and_what_depends_on_it(repo, venv_env, 
     jobs = planned_jobs(result.stdout)
     # Table 5 = v1.0 val, discriminative: tokens of v1.0 train and val, two runs, two evaluations
     assert jobs == {"tokenize": 2, "train": 2, "evaluate": 2, "table": 1}, jobs
+
+
+def test_naming_the_human_judgments_reruns_the_tables_only(repo, venv_env, micro_pipeline, tmp_path):
+    """As the README says to, once the sheet is filled in: the tables rerun, not the evaluations
+    (each job is passed only the config it reads: workflow/rules/common.smk, config_arg)."""
+    judgments = tmp_path / "judgments.csv"
+    judgments.write_text("item,response,annotator,human_generated,better_or_equal\n")
+    override = tmp_path / "judgments.yaml"
+    override.write_text(f"evaluate: {{human_judgments: {judgments}}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-n", "--cores", "1",
+         "--directory", str(micro_pipeline), "--configfile", str(repo / "tests/configs/micro.yaml"), str(override)],
+        env=venv_env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout) == {"table": 7, "tables_markdown": 1, "all": 1}

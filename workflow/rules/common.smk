@@ -126,10 +126,18 @@ def input_stamp(name):
 DAG_ONLY_KEYS = {"train": ("seeds",)}
 
 
-def config_arg(*sections):
-    """The config sections a command needs, as one shell-quoted JSON argument.
-    Passing them as params makes a change of these sections rerun the job."""
-    chosen = {s: config[s] for s in sections}
+def config_arg(*selected):
+    """The config a command reads, as one shell-quoted JSON argument: a whole section
+    ("train") or one key of it ("evaluate.batch_size"). Passing it as a param makes a change
+    of exactly these values rerun the job; the command gets the schema's defaults for the
+    rest, so it must read nothing else (tests/workflow/test_config_args.py checks this)."""
+    chosen = {}
+    for name in selected:
+        section, _, key = name.partition(".")
+        if key:
+            chosen.setdefault(section, {})[key] = config[section][key]
+        else:
+            chosen[section] = config[section]
     for section, keys in DAG_ONLY_KEYS.items():
         if section in chosen:
             chosen[section] = {k: v for k, v in chosen[section].items() if k not in keys}

@@ -35,7 +35,7 @@ rule evaluate:
     params:
         oracle=lambda w: ORACLE_ARG if w.grounding == "oracle" else "",
         device=DEVICE,
-        cfg=config_arg("evaluate"),
+        cfg=config_arg("evaluate.batch_size"),
     threads: RESOURCES["evaluate"]["threads"]
     resources:
         gpu=RESOURCES["evaluate"]["gpu"],
@@ -68,7 +68,7 @@ rule evaluate_test:
     params:
         answers=TEST_ANSWERS_ARG,
         device=DEVICE,
-        cfg=config_arg("evaluate"),
+        cfg=config_arg("evaluate.batch_size"),
     threads: RESOURCES["evaluate"]["threads"]
     resources:
         gpu=RESOURCES["evaluate"]["gpu"],
@@ -99,7 +99,7 @@ rule grounding_accuracy:
     params:
         annotations=GROUNDING_ARG,
         device=DEVICE,
-        cfg=config_arg("evaluate"),
+        cfg=config_arg("evaluate.batch_size", "evaluate.grounding_samples"),
     resources:
         gpu=RESOURCES["evaluate"]["gpu"],
     conda:
@@ -122,7 +122,7 @@ rule human_eval_sheet:
     log:
         "results/logs/human_eval_sheet.log",
     params:
-        cfg=config_arg("evaluate"),
+        cfg=config_arg("evaluate.human_eval_samples"),
     conda:
         "../../envs/base.yaml"
     shell:

@@ -32,7 +32,7 @@ rule table:
     params:
         dataset=config["dataset"],
         title=lambda w: PAPER_TABLES[f"table{w.n}"]["title"],  # for the report caption
-        cfg=config_arg("evaluate", "versions", "statistics"),
+        cfg=config_arg("evaluate.evalai_result", "evaluate.human_judgments", "versions", "statistics"),
     localrule: True
     conda:
         "../../envs/base.yaml"
@@ -106,7 +106,7 @@ rule attention_figures:
         images=[input_path(name) for name in FIGURE_IMAGES],
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
         device=DEVICE,
-        cfg=config_arg("evaluate"),
+        cfg=config_arg("evaluate.figure_samples"),
     resources:
         gpu=RESOURCES["evaluate"]["gpu"],
     conda:
@@ -138,7 +138,7 @@ rule dialog_figure:
         "results/logs/figures/dialogs.log",
     params:
         device=DEVICE,
-        cfg=config_arg("evaluate", "generation"),
+        cfg=config_arg("evaluate.figure_samples", "generation"),
     resources:
         gpu=RESOURCES["evaluate"]["gpu"],
     conda:

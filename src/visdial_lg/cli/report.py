@@ -93,22 +93,32 @@ def _figure_arguments(p):
 @command("figure", "the paper's qualitative figures on sampled val dialogs (evaluate.figure_samples)",
          _figure_arguments, config=False)
 def _figure(args, config):
-    from ..core.errors import VisdialLGError
-    from ..report.figures import Generation, attention_figures, dialog_examples
+    FIGURES[args.figure](args, config)
 
-    count = config.evaluate.figure_samples
-    if args.figure == "attention":
-        attention_figures({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.features, args.vocab,
-                          args.images, args.out_dir, count, device=args.device)
-    else:
-        generation = None
-        if args.ltmi_checkpoint or args.lg_checkpoint or args.features:
-            if not (args.ltmi_checkpoint and args.lg_checkpoint and args.features):
-                raise VisdialLGError("generated answers need --ltmi-checkpoint, --lg-checkpoint and --features")
-            generation = Generation({"ltmi": args.ltmi_checkpoint, "lg": args.lg_checkpoint}, args.features,
-                                    config.generation.beam_width, args.device)
-        dialog_examples({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.out_md,
-                        args.out_html, count, generation=generation)
+
+def _attention_figure(args, config):
+    from ..report.figures import attention_figures
+
+    attention_figures({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.features, args.vocab,
+                      args.images, args.out_dir, config.evaluate.figure_samples, device=args.device)
+
+
+def _dialogs_figure(args, config):
+    from ..core.errors import VisdialLGError
+    from ..report.figures import Generation, dialog_examples
+
+    generation = None
+    if args.ltmi_checkpoint or args.lg_checkpoint or args.features:
+        if not (args.ltmi_checkpoint and args.lg_checkpoint and args.features):
+            raise VisdialLGError("generated answers need --ltmi-checkpoint, --lg-checkpoint and --features")
+        generation = Generation({"ltmi": args.ltmi_checkpoint, "lg": args.lg_checkpoint}, args.features,
+                                config.generation.beam_width, args.device)
+    dialog_examples({"ltmi": args.ltmi, "lg": args.lg}, args.tokens, args.vocab, args.out_md,
+                    args.out_html, config.evaluate.figure_samples, generation=generation)
+
+
+# `visdial-lg figure NAME`: each figure's handler (each reads only the config its rule passes).
+FIGURES = {"attention": _attention_figure, "dialogs": _dialogs_figure}
 
 
 def _explorer_arguments(p):
