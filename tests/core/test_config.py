@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from visdial_lg.core.config import (
-    ConfigError, TrainConfig, load_config, load_yaml, parse_config_arg, section, validate,
+    RESULT_NEUTRAL_KEYS, Config, ConfigError, TrainConfig, load_config, load_yaml, merge_neutral_config,
+    parse_config_arg, section, validate,
 )
 
 
@@ -49,6 +50,33 @@ def test_typed_view_takes_defaults_from_the_schema():
 def test_config_argument_accepts_inline_json_and_files(repo):
     assert parse_config_arg(json.dumps({"text": {"min_count": 2}})) == {"text": {"min_count": 2}}
     assert parse_config_arg(str(repo / "tests/configs/micro.yaml"))["dataset"] == "demo"
+
+
+def test_neutral_settings_join_the_config_and_nothing_else_may():
+    merged = merge_neutral_config({"train": {"epochs": 3}}, {"train": {"num_workers": 7, "log_every": 2},
+                                                              "features": {"batch_size": 5}})
+    typed = Config.from_dict(merged)
+    assert (typed.train.epochs, typed.train.num_workers, typed.train.log_every) == (3, 7, 2)
+    assert typed.features.batch_size == 5
+    with pytest.raises(ConfigError, match=r"--neutral-config may hold only .* got train: \{'epochs': 4\}"):
+        merge_neutral_config({}, {"train": {"epochs": 4}})  # a result-determining key may not come this way
+    with pytest.raises(ConfigError, match="got versions"):
+        merge_neutral_config({}, {"versions": ["v1.0"]})
+
+
+def test_neutral_keys_are_keys_of_their_sections():
+    defaults = validate({})
+    for name, keys in RESULT_NEUTRAL_KEYS.items():
+        assert set(keys) <= set(defaults[name]), name
+
+
+def test_the_cli_reads_the_neutral_settings(tmp_path):
+    from visdial_lg.cli import _config, build_parser
+
+    args = build_parser().parse_args(["model-info", "--run", "v1.0-ltmi-disc", "--config", '{"train": {"epochs": 2}}',
+                                      "--neutral-config", '{"train": {"num_workers": 9}}'])
+    config = _config(args)
+    assert (config.train.epochs, config.train.num_workers) == (2, 9)
 
 
 def test_cli_reports_one_line_errors(tmp_path):

@@ -77,12 +77,33 @@ def test_naming_the_human_judgments_reruns_the_tables_only(repo, venv_env, micro
     (each job is passed only the config it reads: workflow/rules/common.smk, config_arg)."""
     judgments = tmp_path / "judgments.csv"
     judgments.write_text("item,response,annotator,human_generated,better_or_equal\n")
-    override = tmp_path / "judgments.yaml"
-    override.write_text(f"evaluate: {{human_judgments: {judgments}}}\n")
+    result = _dry_run_with(repo, venv_env, micro_pipeline, tmp_path, f"evaluate: {{human_judgments: {judgments}}}")
+    assert planned_jobs(result.stdout) == {"table": 7, "tables_markdown": 1, "all": 1}
+
+
+def test_settings_that_do_not_change_results_rerun_nothing(repo, venv_env, micro_pipeline, tmp_path):
+    """Worker counts, extraction batching, the log interval (core.config.RESULT_NEUTRAL_KEYS)
+    reach the jobs apart from their params: changing them after a finished run reruns nothing
+    (a larger extraction batch on a new GPU must not re-extract, retrain and re-evaluate)."""
+    neutral = ("features: {batch_size: 2, num_workers: 1}\ntext: {workers: 2}\n"
+               "train: {num_workers: 1, log_every: 3, cpu_processes: 1}")
+    result = _dry_run_with(repo, venv_env, micro_pipeline, tmp_path, neutral, "-p")
+    assert "Nothing to be done" in result.stdout + result.stderr, planned_jobs(result.stdout)
+    # ... and they do reach the commands: the plan of one training run shows them
+    forced = _dry_run_with(repo, venv_env, micro_pipeline, tmp_path, neutral, "-p", "--forcerun", "train",
+                           "--", "results/runs/v1.0-ltmi-gen/checkpoint.pt")
+    assert """--neutral-config '{"train": {"cpu_processes": 1, "gpus": 0, "log_every": 3, "num_workers": 1}}'""" \
+        in forced.stdout
+
+
+def _dry_run_with(repo, venv_env, folder, tmp_path, override: str, *options) -> subprocess.CompletedProcess:
+    """A dry run of the micro config with `override` (YAML) on top, in `folder`."""
+    path = tmp_path / f"override{len(list(tmp_path.glob('override*.yaml')))}.yaml"
+    path.write_text(override + "\n")
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-n", "--cores", "1",
-         "--directory", str(micro_pipeline), "--configfile", str(repo / "tests/configs/micro.yaml"), str(override)],
+         "--directory", str(folder), "--configfile", str(repo / "tests/configs/micro.yaml"), str(path), *options],
         env=venv_env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout) == {"table": 7, "tables_markdown": 1, "all": 1}
+    return result

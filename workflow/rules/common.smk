@@ -12,7 +12,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from visdial_lg.core import paths  # noqa: E402
-from visdial_lg.core.config import ConfigError, validate  # noqa: E402
+from visdial_lg.core.config import RESULT_NEUTRAL_KEYS, ConfigError, validate  # noqa: E402
 from visdial_lg.core.runs import DECODERS, GROUNDING_VARIANTS, LG, MODELS, SEED_SUFFIX, VERSIONS, RunSpec, main_version  # noqa: E402
 
 try:
@@ -126,6 +126,20 @@ def input_stamp(name):
 DAG_ONLY_KEYS = {"train": ("seeds",)}
 
 
+def _result_settings(section):
+    """What of a config section (or top-level value: `versions`) determines its jobs' results:
+    all but the result-neutral keys."""
+    if not isinstance(config[section], dict):
+        return config[section]
+    skip = RESULT_NEUTRAL_KEYS.get(section, ()) + DAG_ONLY_KEYS.get(section, ())
+    return {k: v for k, v in config[section].items() if k not in skip}
+
+
+def _neutral_settings(section):
+    keep = set(RESULT_NEUTRAL_KEYS.get(section, ())) - set(DAG_ONLY_KEYS.get(section, ()))
+    return {k: v for k, v in config[section].items() if k in keep}
+
+
 def config_arg(*selected):
     """The config a command reads, as one shell-quoted JSON argument: a whole section
     ("train") or one key of it ("evaluate.batch_size"). Passing it as a param makes a change
@@ -136,12 +150,18 @@ def config_arg(*selected):
         section, _, key = name.partition(".")
         if key:
             chosen.setdefault(section, {})[key] = config[section][key]
-        else:
-            chosen[section] = config[section]
-    for section, keys in DAG_ONLY_KEYS.items():
-        if section in chosen:
-            chosen[section] = {k: v for k, v in chosen[section].items() if k not in keys}
+        else:  # the result-neutral keys travel apart: neutral_config_arg
+            chosen[section] = _result_settings(section)
     return shlex.quote(json.dumps(chosen, sort_keys=True))
+
+
+def neutral_config_arg(*sections):
+    """The result-neutral settings of whole sections (worker counts, batching, log interval:
+    core.config.RESULT_NEUTRAL_KEYS) as one shell-quoted JSON argument for `--neutral-config`.
+    Jobs get it as a string resource, `neutral_config`, not as a param: Snakemake reruns a job
+    whose params change (resources are no rerun trigger), and a change of these settings must
+    rerun nothing."""
+    return shlex.quote(json.dumps({s: _neutral_settings(s) for s in sections}, sort_keys=True))
 
 
 # ------------------------------------------------------------ results and jobs

@@ -44,12 +44,13 @@ rule extract_features:
         gpu=RESOURCES["extract"]["gpu"],
         mem_mb=RESOURCES["extract"]["mem_mb"],
         runtime=RESOURCES["extract"]["runtime"],
+        neutral_config=neutral_config_arg("features"),  # a resource, not a param: common.smk
     conda:
         "../../envs/torch.yaml"
     shell:
         "python -m visdial_lg extract --images {params.images} --weights {params.weights}"
         " --out {output} --shard {wildcards.shard}/{wildcards.nshards} {params.boxes}"
-        " --device {params.device} --config {params.cfg} > {log} 2>&1"
+        " --device {params.device} --config {params.cfg} --neutral-config {resources.neutral_config} > {log} 2>&1"
 
 
 rule merge_features:

@@ -23,11 +23,12 @@ rule vocab:
     threads: config["text"]["workers"]
     resources:
         mem_mb=RESOURCES["text"]["mem_mb"],
+        neutral_config=neutral_config_arg("text"),  # a resource, not a param: common.smk
     conda:
         "../../envs/base.yaml"
     shell:
         "python -m visdial_lg vocab --train-json {params.train} --version {wildcards.version} --out {output}"
-        " --config {params.cfg} > {log} 2>&1"
+        " --config {params.cfg} --neutral-config {resources.neutral_config} > {log} 2>&1"
 
 
 rule glove_embedding:
@@ -71,9 +72,10 @@ rule tokenize:
     threads: config["text"]["workers"]
     resources:
         mem_mb=RESOURCES["text"]["mem_mb"],
+        neutral_config=neutral_config_arg("text"),  # a resource, not a param: common.smk
     conda:
         "../../envs/base.yaml"
     shell:
         "python -m visdial_lg tokenize --json {params.dialogs} --vocab {input.vocab} --out {output}"
         " --version {wildcards.version} --split {wildcards.split} {params.dense}"
-        " --config {params.cfg} > {log} 2>&1"
+        " --config {params.cfg} --neutral-config {resources.neutral_config} > {log} 2>&1"

@@ -36,9 +36,11 @@ rule train:
         gpu=config["train"]["gpus"],
         mem_mb=RESOURCES["train"]["mem_mb"],
         runtime=RESOURCES["train"]["runtime"],
+        neutral_config=neutral_config_arg("train"),  # a resource, not a param: common.smk
     conda:
         "../../envs/torch.yaml"
     shell:
         "{params.launcher} train --run-id {wildcards.version}-{wildcards.model}-{wildcards.decoder}{wildcards.seed}"
         " --tokens {input.tokens} --features {input.features} --vocab {input.vocab} {params.glove}"
-        " --out-dir {params.out} --device {params.device} --config {params.cfg} > {log} 2>&1"
+        " --out-dir {params.out} --device {params.device} --config {params.cfg} --neutral-config {resources.neutral_config}"
+        " > {log} 2>&1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..core.config import Config, parse_config_arg
+from ..core.config import Config, merge_neutral_config, parse_config_arg
 from ..core.errors import VisdialLGError, one_line
 from . import demo, download, evaluation, features, report, text, training
 from .registry import COMMANDS, add_config_argument
@@ -40,7 +40,10 @@ def _config(args: argparse.Namespace) -> Config | None:
     """The typed `--config` of a command that takes one (the schema's defaults without it)."""
     if "config" not in vars(args):
         return None
-    return Config.from_dict(parse_config_arg(args.config) if args.config else {})
+    raw = parse_config_arg(args.config) if args.config else {}
+    if getattr(args, "neutral_config", None):
+        raw = merge_neutral_config(raw, parse_config_arg(args.neutral_config))
+    return Config.from_dict(raw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,6 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--neutral-config", help="settings that do not change the results (worker counts, "
+                        "batching, log interval: core.config.RESULT_NEUTRAL_KEYS) as JSON or YAML, put into "
+                        "--config; the rules pass them apart so that a change of them reruns no job")

@@ -61,6 +61,33 @@ def load_config(*paths: str | Path, overrides: Mapping | None = None) -> dict:
     return validate(config)
 
 
+# Settings that change how fast a job runs or how it is spread, not what it computes (batching
+# within float tolerance): a finished job is not rerun when they change (the workflow passes
+# them apart from the others: `neutral_config_arg` in workflow/rules/common.smk), and a resumed
+# extraction or training may differ in them. `train.seeds` lists the DAG's runs (a run's own
+# seed is in its id).
+RESULT_NEUTRAL_KEYS = {
+    "features": ("batch_size", "num_workers", "shards", "merge", "on_bad_image", "existing", "weights",
+                 "weights_sha256"),
+    "text": ("workers",),
+    "train": ("num_workers", "gpus", "cpu_processes", "log_every", "seeds"),
+}
+
+
+def merge_neutral_config(config: dict, neutral: dict) -> dict:
+    """`config` with the result-neutral settings `neutral` ({section: {key: value}}) put in;
+    a key that is not result-neutral is refused, so nothing else can bypass the workflow's
+    rerun tracking."""
+    merged = {name: dict(values) if isinstance(values, dict) else values for name, values in config.items()}
+    for name, values in neutral.items():
+        allowed = RESULT_NEUTRAL_KEYS.get(name, ())
+        if not isinstance(values, dict) or any(key not in allowed for key in values):
+            raise ConfigError(f"--neutral-config may hold only the result-neutral settings "
+                              f"{ {k: list(v) for k, v in RESULT_NEUTRAL_KEYS.items()} }, got {name}: {values}")
+        merged.setdefault(name, {}).update(values)
+    return merged
+
+
 def parse_config_arg(value: str) -> dict:
     """A CLI `--config` value: inline JSON (as the rules pass it) or a YAML file path."""
     text = value.strip()

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..core.device import resolve_device
-from ..core.config import FeaturesConfig, as_dict
+from ..core.config import RESULT_NEUTRAL_KEYS, FeaturesConfig, as_dict
 from ..core.errors import InputFormatError, VisdialLGError
 from ..core.files import read_json, sha256_of
 from .images import DecodedImages, ImageEntry, collate_padded, shard_slice, worker_init
@@ -31,7 +31,7 @@ from .store import FeatureLayout, PartialFeatureFile, progress_bar, write_skippe
 FEATURE_DIM = 2048
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Extraction settings that do not change the numbers (batching only within float tolerance).
-RUNTIME_KEYS = ("batch_size", "num_workers", "shards", "merge", "on_bad_image", "existing", "weights", "weights_sha256")
+RUNTIME_KEYS = RESULT_NEUTRAL_KEYS["features"]
 # Detector outputs -> dataset names of the file (LTMI names).
 OUTPUT_NAMES = {"boxes": "boxes", "proposal_boxes": "proposal_boxes", "features": "features",
                 "cls_indices": "cls_indices", "cls_scores": "cls_scores",

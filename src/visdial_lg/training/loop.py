@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..core.config import Config, TrainConfig, as_dict
+from ..core.config import RESULT_NEUTRAL_KEYS, Config, TrainConfig, as_dict
 from .dataset import batch_to
 from ..core.errors import InputFormatError, VisdialLGError
 from ..core.files import load_tensors
@@ -40,9 +40,8 @@ from .optim import build_optimizer, build_scheduler
 
 RESUME_NAME = "last.pt"
 FINAL_NAME = "checkpoint.pt"
-# Train keys that do not change the result: a resume state differing only in them is reused.
-# Keys that do not change the weights; `seeds` lists the runs of the DAG, a run's own seed is in its id.
-_NEUTRAL_TRAIN_KEYS = ("num_workers", "gpus", "cpu_processes", "log_every", "seeds")
+# Train keys that do not change the weights: a resume state differing only in them is reused.
+_NEUTRAL_TRAIN_KEYS = RESULT_NEUTRAL_KEYS["train"]
 
 
 @dataclass(frozen=True)
