@@ -11,7 +11,7 @@ BIN    := $(abspath $(VENV))/bin
 # Rules call `python -m visdial_lg`: put the venv's python first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo demo-seeds rehearsal report test lint dry-run clean-demo clean-rehearsal
+.PHONY: install demo demo-seeds rehearsal report screenshots test lint dry-run clean-demo clean-rehearsal
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,12 @@ rehearsal: install
 report: demo
 	$(BIN)/snakemake -s Snakefile --directory demo --configfile configs/demo.yaml \
 		--report results/report.html
+
+# The README's pictures (docs/images/), made by the tests that check them, on `make demo`'s
+# folder: the explorer in headless Chromium, the chat on a demo image.
+screenshots: demo
+	VISDIAL_LG_PIPELINE=demo VISDIAL_LG_SCREENSHOTS=docs/images VISDIAL_LG_REQUIRE_BROWSER=1 \
+		$(BIN)/pytest -q -p no:cacheprovider tests/workflow/test_explorer_browser.py tests/workflow/test_chat.py
 
 test: install
 	$(BIN)/pytest -q

@@ -14,7 +14,7 @@ from helpers.images import images_of_features
 from helpers.tiny_runs import DIALOGS, LG, LTMI, evaluated, tiny_runs
 from visdial_lg.text.vocab import Vocabulary
 from visdial_lg.core.errors import InputFormatError
-from visdial_lg.report.figures import (RANK_COLOURS, Generation, _draw_attention, attention_figures, dialog_examples,
+from visdial_lg.report.figures import (RANK_COLOURS, Generation, draw_attention, attention_figures, dialog_examples,
                                       sample_rounds)
 from visdial_lg.evaluation.human import answer_text, top_answers
 
@@ -56,7 +56,7 @@ def test_the_top_region_is_drawn_where_its_box_is(tmp_path):
     boxes = np.array([[0, 0, 10, 10], [100, 50, 150, 90], [20, 20, 40, 40]], np.float32)
     top = {"ltmi": [(1, 0.7), (2, 0.2), (0, 0.1)]}
     # the extractor saw the image at half size: the boxes scale by 2
-    _draw_attention(image, boxes / 2, (100.0, 50.0), top, "Q1: where ? A: there", "image 1", tmp_path / "a.png")
+    draw_attention(image, boxes / 2, (100.0, 50.0), top, "Q1: where ? A: there", "image 1", tmp_path / "a.png")
     with Image.open(tmp_path / "a.png") as png:
         pixels = np.asarray(png.convert("RGB")).astype(int)
     ys, xs = np.nonzero(np.all(pixels == (90, 160, 90), axis=-1))  # the image's extent in the figure

@@ -61,7 +61,7 @@ REAL_INPUTS = {
     "glove": ("glove", "glove.840B.300d.txt"),
     "detector_weights": ("detector_weights", None),
 }
-DEMO_ROOT = "resources/demo"
+DEMO_ROOT = paths.DEMO_ROOT
 DEMO_MANIFEST = f"{DEMO_ROOT}/MANIFEST.json"
 DEMO_INPUTS = {
     "visdial_1.0_train": "visdial_1.0_train.json",

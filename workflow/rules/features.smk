@@ -10,7 +10,7 @@ SHARD = "results/features/{imageset}/shard-{shard}-of-{nshards}.h5"  # one extra
 
 # Regions to describe instead of detecting them: a user's boxes JSON, the demo's, or none.
 GIVEN_BOXES = FEATURES["given_boxes"]
-BOXES_PATH = f"{DEMO_ROOT}/region_boxes.json" if GIVEN_BOXES == "demo" else GIVEN_BOXES
+BOXES_PATH = paths.DEMO_BOXES if GIVEN_BOXES == "demo" else GIVEN_BOXES
 BOXES_INPUT = [] if not GIVEN_BOXES else DEMO_MANIFEST if GIVEN_BOXES == "demo" else ancient(GIVEN_BOXES)
 # The detector weights: none (random), the download, or a user's file.
 WEIGHTS = FEATURES["weights"]

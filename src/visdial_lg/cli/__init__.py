@@ -13,11 +13,11 @@ import sys
 
 from ..core.config import Config, merge_neutral_config, parse_config_arg
 from ..core.errors import VisdialLGError, one_line
-from . import demo, download, evaluation, features, report, text, training
+from . import chat, demo, download, evaluation, features, report, text, training
 from .registry import COMMANDS, add_config_argument
 
 # The modules whose import registered the commands, in the order `--help` lists them (the pipeline's).
-STAGES = (download, demo, text, training, features, evaluation, report)
+STAGES = (download, demo, text, training, features, evaluation, report, chat)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,9 @@ RANKS_SUFFIX = ".ranks.npz"  # beside each evaluation's metrics JSON: its per-ro
 RANKS = EVALUATION.removesuffix(".json") + RANKS_SUFFIX
 GROUNDING = f"results/grounding/{RUN}_{{split}}.json"
 HUMAN_EVAL_SHEET = "results/human_eval/sheet.csv"
+# The demo dataset (`visdial-lg make-demo`), and the region boxes its features are extracted with.
+DEMO_ROOT = "resources/demo"
+DEMO_BOXES = f"{DEMO_ROOT}/region_boxes.json"
 HUMAN_EVAL_KEY = "results/human_eval/key.json"
 
 

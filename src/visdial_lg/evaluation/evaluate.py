@@ -132,7 +132,7 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
         for name, value in scores.items():
             value = value.float().cpu()  # [B, R, O]
             if inputs.split == "test":
-                _observe_test(scorer, name, value, batch, answers, submission if name == _primary(spec) else None)
+                _observe_test(scorer, name, value, batch, answers, submission if name == primary_decoder(spec) else None)
             else:
                 _observe_val(scorer, name, value, batch)
 
@@ -140,7 +140,7 @@ def evaluate(inputs: EvalInputs, out: str | Path, batch_size: int = 32, device: 
         "run": spec.run_id,
         "split": inputs.split,
         "grounding": inputs.grounding,
-        "primary": _primary(spec),
+        "primary": primary_decoder(spec),
         "decoders": scorer.metrics(),
         "dialogs": len(dataset),
         "checkpoint": str(inputs.checkpoint),
@@ -170,7 +170,7 @@ def _scored_by(split: str, have_answers: bool) -> str:
     return "held-back test answers, scored as the EvalAI server" if have_answers else "EvalAI (submit the file)"
 
 
-def _primary(spec) -> str:
+def primary_decoder(spec) -> str:
     """The decoder whose ranking a run is reported by: its own; `multi` runs are
     reported by the generative decoder (Table 1's LTMI-LG*), the others kept too."""
     return "disc" if spec.decoder == "disc" else "gen"

@@ -95,7 +95,7 @@ def _identity(all_entries, features: FeaturesConfig, weights: str, given_boxes_p
     }
 
 
-def _rows_to_arrays(outputs: list[dict], batch: dict, layout: FeatureLayout) -> dict[str, np.ndarray]:
+def rows_to_arrays(outputs: list[dict], batch: dict, layout: FeatureLayout) -> dict[str, np.ndarray]:
     """Detector outputs (K_i boxes each) -> arrays padded with zeros to the file's K."""
     B = len(outputs)
     values = {}
@@ -178,7 +178,7 @@ def extract_features(entries: Sequence[ImageEntry], out: str | Path, features: F
             def write(rows, outputs, event, batch):
                 if event is not None:
                     event.synchronize()
-                partial.write(rows, _rows_to_arrays(outputs, batch, layout))
+                partial.write(rows, rows_to_arrays(outputs, batch, layout))
 
             # One writer thread: the host copies and HDF5 writes of a batch overlap the
             # detector on the next one; at most two batches wait, in order.

@@ -194,6 +194,12 @@ class VisualDialogModel(nn.Module):
         return self._context(enc, distribution, features)
 
     @torch.no_grad()
+    def inference_context(self, batch: dict, grounding: str = "prior") -> Tensor:
+        """Each round's context vector c [N, D] that `score` and `generate` decode from (for
+        scoring answers other than a round's options, e.g. a whole answer pool). Call eval() first."""
+        return self._inference_context(batch, grounding, None, None)
+
+    @torch.no_grad()
     def generate(self, batch: dict, width: int = 1, max_len: int = 20, grounding: str = "prior") -> Generated:
         """Each round's generated answer (models/generation.py), flattened rounds N = B*R:
         greedy for width 1, else beam search; from the context the scores use."""

@@ -100,12 +100,12 @@ def attention_figures(checkpoints: dict[str, Path], tokens: Path, features: Path
         caption = (f"Q{r + 1}: {answer_text(vocab, q_pool, q_len, questions[d, r])}   "
                    f"A: {answer_text(vocab, a_pool, a_len, answers[d, r])}")
         path = out_dir / f"attention_{i}.png"
-        _draw_attention(images[image_id], boxes, size, top, caption, f"image {image_id}", path)
+        draw_attention(images[image_id], boxes, size, top, caption, f"image {image_id}", path)
         written.append(path)
     return written
 
 
-def _draw_attention(image_path: Path, boxes: np.ndarray, feature_size: tuple[float, float],
+def draw_attention(image_path: Path, boxes: np.ndarray, feature_size: tuple[float, float],
                     top: dict[str, list[tuple[int, float]]], caption: str, subtitle: str, out: Path) -> None:
     try:
         with Image.open(image_path) as opened:
@@ -162,14 +162,9 @@ def generate_answers(figure_models: FigureModels, vocab: Vocabulary, dialogs: li
     out = {}
     for name, model in figure_models.models.items():
         found = model.generate(batch, width=width, max_len=OPTION_WORDS + 1)  # words + </S>
-        texts = [_answer(vocab, t[: int(n)].tolist()) for t, n in zip(found.tokens.cpu(), found.length.cpu())]
+        texts = [vocab.sentence(t[: int(n)].tolist()) for t, n in zip(found.tokens.cpu(), found.length.cpu())]
         out[name] = {d: texts[i * rounds:(i + 1) * rounds] for i, d in enumerate(dialogs)}
     return out
-
-
-def _answer(vocab: Vocabulary, ids: list[int]) -> str:
-    """A generated answer's words (its closing </S> dropped)."""
-    return " ".join(vocab.to_words(ids[:-1] if ids and ids[-1] == vocab.EOS else ids))
 
 
 def dialog_examples(evaluations: dict[str, Path], tokens: Path, vocab_path: Path, out_md: Path,

@@ -74,6 +74,10 @@ class Vocabulary:
     def to_words(self, ids: Iterable[int]) -> list[str]:
         return [self._words[int(i)] for i in ids]
 
+    def sentence(self, ids: list[int]) -> str:
+        """The words of a generated answer or history entry as text, its closing </S> dropped."""
+        return " ".join(self.to_words(ids[:-1] if ids and ids[-1] == self.EOS else ids))
+
 
 def count_words(split: VisDialSplit, workers: int = 1) -> Counter:
     """Word counts over captions, questions (+ "?") and GT answers, one count per occurrence."""

@@ -83,9 +83,23 @@ def concat_with_eos(first, first_len, second, second_len, width: int, exists: np
     return np.where(keep, out, PAD).astype(np.int64), np.where(exists, np.minimum(first_len + second_len + 1, width), 0)
 
 
+def history_entries(caption: np.ndarray, caption_len: np.ndarray, ques: np.ndarray, ques_len: np.ndarray,
+                    ans: np.ndarray, ans_len: np.ndarray, exists: np.ndarray):
+    """A dialog's history entries [R, 40], [R] (LTMI's): entry 0 is the caption (its first
+    CAPTION_WORDS tokens) + </S>, entry j question j-1 + answer j-1 + </S>. caption: its token
+    row [1, W] and length [1]; ques, ans [R, 20] the dialog's rounds (the last round's own
+    question and answer are in no entry); exists [R]: entries past the dialog stay empty."""
+    caption, caption_len = truncate(caption, caption_len, CAPTION_WORDS, SEQ_LEN)  # [1, 20], [1]
+    first = np.concatenate([caption, ques[:-1]])  # [R, 20]
+    first_len = np.concatenate([caption_len, ques_len[:-1]])  # [R]
+    second = np.concatenate([np.zeros_like(caption), ans[:-1]])  # [R, 20]
+    second_len = np.concatenate([[0], ans_len[:-1]])  # [R]
+    return concat_with_eos(first, first_len, second, second_len, HIST_LEN, exists)
+
+
 # ---------------------------------------------------------------- files
 
-def _open_h5(path: Path, what: str) -> h5py.File:
+def open_h5(path: Path, what: str) -> h5py.File:
     if not path.is_file():
         raise InputFormatError(f"{what} file {path} does not exist")
     try:
@@ -94,7 +108,7 @@ def _open_h5(path: Path, what: str) -> h5py.File:
         raise InputFormatError(f"{what} file {path} is not a readable HDF5 file ({e})") from None
 
 
-def _require(f: h5py.File, path: Path, keys, what: str) -> None:
+def require_datasets(f: h5py.File, path: Path, keys, what: str) -> None:
     missing = [k for k in keys if k not in f]
     if missing:
         raise InputFormatError(f"{what} file {path} lacks dataset '{missing[0]}' (docs/formats.md)")
@@ -133,10 +147,10 @@ def check_features_exist(image_ids: np.ndarray, features: FeatureReader, tokens_
 
 def load_token_arrays(f: h5py.File, path: Path, R: int, O: int) -> dict:
     """All token arrays except `answer_options` (pools ~20 MB for real VisDial), checked once."""
-    _require(f, path, _TOKEN_KEYS, "tokens")
+    require_datasets(f, path, _TOKEN_KEYS, "tokens")
     keys = [k for k in _TOKEN_KEYS if k != "answer_options"]
     if "dense_round" in f:
-        _require(f, path, _DENSE_KEYS, "tokens")
+        require_datasets(f, path, _DENSE_KEYS, "tokens")
         keys += list(_DENSE_KEYS)
     a = {k: f[k][()] for k in keys}
     D, Nq, Na = len(a["image_id"]), len(a["question_tokens"]), len(a["answer_tokens"])
@@ -180,7 +194,7 @@ class VisDialDataset(Dataset):
         # Everything small is read and checked now (files closed again before any
         # fork), so that bad input or a dialog without features fails at once, not
         # hours into training. Forked workers share these arrays copy-on-write.
-        with _open_h5(self.tokens_path, "tokens") as f:
+        with open_h5(self.tokens_path, "tokens") as f:
             self._arrays = load_token_arrays(f, self.tokens_path, max_rounds, num_options)
         self.image_ids = self._arrays["image_id"].astype(np.int64)  # [D]
         # Opens lazily, once per process; checked once: the model's feature size, boxes, sizes.
@@ -204,7 +218,7 @@ class VisDialDataset(Dataset):
         shared); the FeatureReader does the same for the features file."""
         if self._pid == os.getpid():
             return
-        self._tokens = _open_h5(self.tokens_path, "tokens")
+        self._tokens = open_h5(self.tokens_path, "tokens")
         if self._arrays is None:  # unpickled in a spawned worker
             self._arrays = load_token_arrays(self._tokens, self.tokens_path, self.max_rounds, self.num_options)
         self._options_ds = self._tokens["answer_options"]  # cached: a by-name lookup costs a read
@@ -247,15 +261,8 @@ class VisDialDataset(Dataset):
         opts, opts_len = gather(apool, alen, opt_idx, OPTION_WORDS, SEQ_LEN)  # [R, O, 20], [R, O]
         opts_in, opts_out = with_boundaries(opts, opts_len, opt_idx >= 0)  # [R, O, 20] each
 
-        # History entry 0 = caption + </S>; entry j = q_{j-1} + a_{j-1} + </S> (0-based rounds).
-        caption, caption_len = truncate(a["caption_tokens"][index][None], a["caption_len"][index][None],
-                                        CAPTION_WORDS, SEQ_LEN)  # [1, 20], [1]
-        first = np.concatenate([caption, ques[:-1]])  # [R, 20]
-        first_len = np.concatenate([caption_len, ques_len[:-1]])  # [R]
-        second = np.concatenate([np.zeros_like(caption), ans[:-1]])  # [R, 20]
-        second_len = np.concatenate([[0], ans_len[:-1]])  # [R]
-        hist, hist_len = concat_with_eos(first, first_len, second, second_len, HIST_LEN,
-                                         rounds < num_rounds)  # [R, 40], [R]
+        hist, hist_len = history_entries(a["caption_tokens"][index][None], a["caption_len"][index][None],
+                                         ques, ques_len, ans, ans_len, rounds < num_rounds)  # [R, 40], [R]
 
         # Round i sees history entries 0..i (caption + QA pairs before it) that exist.
         hist_mask = (rounds[None, :] <= rounds[:, None]) & (rounds[None, :] < num_rounds)  # [R, R]
