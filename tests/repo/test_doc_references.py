@@ -74,10 +74,11 @@ def anchors(markdown: str) -> set[str]:
     return set(seen)
 
 
-def problems(files: dict[str, str]) -> list[str]:
-    """'path:line: reference: why' for every bad reference in `files` (repo path -> text)."""
+def problems(files: dict[str, str], binaries: frozenset[str] = frozenset()) -> list[str]:
+    """'path:line: reference: why' for every bad reference in `files` (repo path -> text);
+    `binaries`: the other files of the repository (pictures), which references may name too."""
     top_dirs = {p.split("/", 1)[0] for p in files if "/" in p}
-    known = set(files) | {d for p in files for d in _parents(p)}
+    known = set(files) | set(binaries) | {d for p in files for d in _parents(p)}
     cache: dict[str, set[str]] = {}
 
     def anchor_problem(target: str, anchor: str) -> str | None:
@@ -137,7 +138,8 @@ def _resolve(ref: str, here: str, known: set[str], root_too: bool = True) -> str
     return next((c for c in candidates if c.rstrip("/") in known), None)
 
 
-def _repo_text_files() -> dict[str, str]:
+def _repo_text_files() -> tuple[dict[str, str], frozenset[str]]:
+    """The repository's text files (path -> text) and its other files' paths."""
     try:
         listed = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -145,25 +147,25 @@ def _repo_text_files() -> dict[str, str]:
         ).stdout.decode().split("\0")
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: the tracked files are unknown")
-    files = {}
+    files, binaries = {}, set()
     for name in sorted(set(filter(None, listed)) - {SELF}):
         path = REPO / name
         if not path.is_file() or path.is_symlink():
             continue  # deleted in the working tree, or a link
         data = path.read_bytes()
-        if b"\0" in data[:8192]:
-            continue  # binary
         try:
+            if b"\0" in data[:8192]:
+                raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary")
             files[name] = data.decode("utf-8")
         except UnicodeDecodeError:
-            continue
-    return files
+            binaries.add(name)
+    return files, frozenset(binaries)
 
 
 def test_every_cited_document_is_in_the_repository():
-    files = _repo_text_files()
+    files, binaries = _repo_text_files()
     assert "README.md" in files and any(p.startswith("docs/") for p in files), sorted(files)[:10]
-    found = problems(files)
+    found = problems(files, binaries)
     assert not found, f"{len(found)} reference(s) to documents outside the repository or missing:\n" + "\n".join(found)
 
 
