@@ -41,10 +41,10 @@ rule extract_features:
         cfg=config_arg("features"),
     threads: RESOURCES["extract"]["threads"]
     resources:
+        neutral_config=neutral_config_arg("features"),  # a resource, not a param: common.smk
         gpu=RESOURCES["extract"]["gpu"],
         mem_mb=RESOURCES["extract"]["mem_mb"],
         runtime=RESOURCES["extract"]["runtime"],
-        neutral_config=neutral_config_arg("features"),  # a resource, not a param: common.smk
     conda:
         "../../envs/torch.yaml"
     shell:

@@ -33,10 +33,10 @@ rule train:
         cfg=config_arg("model", "lg", "train"),
     threads: RESOURCES["train"]["threads"]
     resources:
+        neutral_config=neutral_config_arg("train"),  # a resource, not a param: common.smk
         gpu=config["train"]["gpus"],
         mem_mb=RESOURCES["train"]["mem_mb"],
         runtime=RESOURCES["train"]["runtime"],
-        neutral_config=neutral_config_arg("train"),  # a resource, not a param: common.smk
     conda:
         "../../envs/torch.yaml"
     shell:
