@@ -67,17 +67,22 @@ def _figure_runs_arguments(p, checkpoints_required: bool) -> None:
     p.add_argument("--lg-checkpoint", required=checkpoints_required, type=Path)
 
 
+def _val_images_arguments(p, out_dir_help: str) -> None:
+    """What a figure drawn on val images reads (tokens, features, vocabulary, the images) and its folder."""
+    p.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
+    p.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
+    p.add_argument("--vocab", required=True, type=Path)
+    p.add_argument("--images", required=True, nargs="+", type=Path, metavar="DIR", help="folders of the val images")
+    p.add_argument("--out-dir", required=True, type=Path, help=out_dir_help)
+    p.add_argument("--device", default="cpu")
+
+
 def _figure_arguments(p):
     figures = p.add_subparsers(dest="figure", required=True, metavar="FIGURE")
     f = figures.add_parser("attention", help="Figure 4: top-3 regions of LTMI and LTMI-LG per question (PNGs)")
     f.add_argument("--ltmi", required=True, type=Path, help="LTMI checkpoint")
     f.add_argument("--lg", required=True, type=Path, help="LTMI-LG checkpoint")
-    f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
-    f.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
-    f.add_argument("--vocab", required=True, type=Path)
-    f.add_argument("--images", required=True, nargs="+", type=Path, metavar="DIR", help="folders of the val images")
-    f.add_argument("--out-dir", required=True, type=Path, help="writes attention_{i}.png here")
-    f.add_argument("--device", default="cpu")
+    _val_images_arguments(f, "writes attention_{i}.png here")
     f = figures.add_parser("dialogs", help="Figure 5: example dialogs with both models' answers (Markdown + HTML)")
     _figure_runs_arguments(f, checkpoints_required=False)
     f.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
@@ -123,12 +128,7 @@ FIGURES = {"attention": _attention_figure, "dialogs": _dialogs_figure}
 
 def _explorer_arguments(p):
     _figure_runs_arguments(p, checkpoints_required=True)
-    p.add_argument("--tokens", required=True, type=Path, help="val tokens HDF5")
-    p.add_argument("--features", required=True, type=Path, help="features HDF5 of the val images")
-    p.add_argument("--vocab", required=True, type=Path)
-    p.add_argument("--images", required=True, nargs="+", type=Path, metavar="DIR", help="folders of the val images")
-    p.add_argument("--out-dir", required=True, type=Path, help="the explorer folder (index.html, data.js, images/)")
-    p.add_argument("--device", default="cpu")
+    _val_images_arguments(p, "the explorer folder (index.html, data.js, images/)")
 
 
 @command("explorer", "the dialog explorer: a static page of sampled val dialogs (explorer.dialogs)",
