@@ -13,7 +13,8 @@ goal 2's share of rounds whose top answer has the ground truth's answer type.
 Options: old (the demo before: 3 epochs of 16 dialogs, the paper's decay every 2 epochs),
 paper40 (40 epochs, decay every 2), constant40 (40 epochs, constant lr), constant40_lr3e-3,
 batch4_40 (40 epochs of 4 dialogs, constant lr), batch16_15 (15 epochs of 16, constant lr),
-constant8 and constant30 (8 or 30 epochs of 16, constant lr: for a larger demo),
+constant8 and constant30 (8 or 30 epochs of 16, constant lr: for a larger demo), constant8_lr3e-3
+(8 epochs of 16 at 3x the lr),
 adopted (configs/demo.yaml as it is). A run's folder under --work is reused when its
 checkpoint exists.
 
@@ -59,6 +60,7 @@ OPTIONS = {
     "batch16_15": {"epochs": 15, "batch_size": 16, "decay_every": 15},
     "constant8": {"epochs": 8, "batch_size": 16, "decay_every": 8},
     "constant30": {"epochs": 30, "batch_size": 16, "decay_every": 30},
+    "constant8_lr3e-3": {"epochs": 8, "batch_size": 16, "decay_every": 8, "lr": 3e-3},
     "adopted": {},
 }
 OTHER_IMAGE = "other_image"  # the evaluation on another image's features
