@@ -16,9 +16,10 @@ import pytest
 QUESTIONS = ["is there a circle", "what color is it?", "where is it"]
 
 
-def _chat(folder, env, *args, timeout=300):
+def _chat(folder, env, *args, timeout=300, **run_options):
+    """`visdial-lg chat --directory folder ...`; run_options (input, cwd) go to subprocess.run."""
     return subprocess.run([sys.executable, "-m", "visdial_lg", "chat", "--directory", str(folder), *args],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=env, capture_output=True, text=True, timeout=timeout, **run_options)
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +91,10 @@ def test_chat_bad_input_is_one_line(pipeline_folder, venv_env, val_image, tmp_pa
 def test_a_typed_dialog_gives_the_readmes_transcript(pipeline_folder, venv_env, val_image, screenshot_dir):
     """Questions typed in the terminal (piped): each answered in turn; `make screenshots` keeps
     the transcript for the README (run from the pipeline folder, so it names the image as a user would)."""
-    result = subprocess.run([sys.executable, "-m", "visdial_lg", "chat", "--directory", ".",
-                             "--run", "v1.0-lg_attn_kl-gen", "--image", str(val_image.relative_to(pipeline_folder)),
-                             "--caption", "some shapes on a dark background"],
-                            input="\n".join(QUESTIONS) + "\n", env=venv_env, capture_output=True, text=True,
-                            timeout=300, cwd=pipeline_folder)
+    image = val_image.relative_to(pipeline_folder)
+    result = _chat(".", venv_env, "--run", "v1.0-lg_attn_kl-gen", "--image", str(image),
+                   "--caption", "some shapes on a dark background",
+                   input="\n".join(QUESTIONS) + "\n", cwd=pipeline_folder)
     assert result.returncode == 0, result.stderr[-3000:]
     for i, question in enumerate(QUESTIONS, start=1):
         assert f"Q{i}> {question}" in result.stdout and f"A{i}:" in result.stdout
